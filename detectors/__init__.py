@@ -1,0 +1,1 @@
+"""Face detectors.  S3FD is the one the reference pipeline uses."""

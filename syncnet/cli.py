@@ -1,0 +1,58 @@
+"""Shared plumbing of the top-level scripts: logging, and errors mapped to exit codes.
+
+Scripts stay thin: they build an argparse parser, then hand a function to `run_main`,
+which turns our exceptions into one line on stderr (a traceback only with -v).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Callable
+
+from .errors import SyncNetError
+
+log = logging.getLogger("syncnet")
+
+
+def add_verbose(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log progress details and show tracebacks on errors")
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s: %(message)s" if verbose else "%(message)s",
+    )
+
+
+def run_main(main: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> None:
+    """Run `main(args)` and exit: 0 ok, 1 failures, 2 bad input, 130 interrupted."""
+    verbose = bool(getattr(args, "verbose", False))
+    setup_logging(verbose)
+    prog = os.path.basename(sys.argv[0]) or "syncnet"
+    try:
+        code = main(args) or 0
+    except SyncNetError as exc:
+        if verbose:
+            log.exception("failed")
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        code = 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence for users
+        if verbose:
+            raise
+        print(f"{prog}: unexpected error: {type(exc).__name__}: {exc} (run with -v for details)",
+              file=sys.stderr)
+        code = 1
+    sys.exit(code)
+
+
+def not_yet(name: str, issue: str) -> None:
+    """Exit 2 with a clear line: the script exists but its stage is not built yet."""
+    print(f"{name}: not available yet ({issue} is not built); see README.md", file=sys.stderr)
+    sys.exit(2)

@@ -1,0 +1,57 @@
+"""Shared fixtures: the parity cases and real clips in ../shared, stand-in weights."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+PARITY = SHARED / "parity"
+MEDIA = SHARED / "media"
+
+sys.path.insert(0, str(REPO))
+
+
+def _make_weights(kind: str, out: Path, seed: int = 0, face_bias: float = 0.0) -> Path:
+    if not (PARITY / "make_weights.py").exists():
+        pytest.skip("../shared/parity is not present")
+    cmd = [sys.executable, str(PARITY / "make_weights.py"), kind, str(out), "--seed", str(seed)]
+    if face_bias:
+        cmd += ["--face-bias", str(face_bias)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def syncnet_weights(tmp_path_factory) -> Path:
+    """Stand-in SyncNet weights, seed 0 (the parity case's)."""
+    return _make_weights("syncnet", tmp_path_factory.mktemp("w") / "syncnet_seed0.model")
+
+
+@pytest.fixture(scope="session")
+def s3fd_weights(tmp_path_factory) -> Path:
+    """Stand-in S3FD weights, seed 0, no face bias (the parity case's)."""
+    return _make_weights("s3fd", tmp_path_factory.mktemp("w") / "s3fd_seed0.pth")
+
+
+@pytest.fixture(scope="session")
+def s3fd_face_weights(tmp_path_factory) -> Path:
+    """Stand-in S3FD weights with face bias 1.0: fires on ~2 boxes a frame on clip a."""
+    return _make_weights("s3fd", tmp_path_factory.mktemp("w") / "s3fd_bias1.pth", face_bias=1.0)
+
+
+@pytest.fixture(scope="session")
+def parity_dir() -> Path:
+    if not PARITY.exists():
+        pytest.skip("../shared/parity is not present")
+    return PARITY / "cases"
+
+
+@pytest.fixture(scope="session")
+def media_dir() -> Path:
+    if not MEDIA.exists():
+        pytest.skip("../shared/media is not present")
+    return MEDIA
