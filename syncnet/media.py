@@ -1,0 +1,530 @@
+"""Every FFmpeg and ffprobe call of the project.
+
+All commands are argument lists (never a shell string).  Failures raise
+`MediaError` carrying the last lines of FFmpeg's stderr; unreadable or unsuitable
+inputs raise `InputError`.  Nothing is printed: FFmpeg runs with `-loglevel error`
+and its output is logged at DEBUG level (visible with -v).
+
+Timing rules that keep sound and picture aligned:
+- cuts re-encode and are snapped to the source's own frame timestamps, and both
+  streams are trimmed at that same instant (stream copy cuts at keyframes and
+  shifts the picture against the sound, which is the error this tool measures);
+- frames decoded at a requested rate sit on a grid that starts at t=0 of the file,
+  and audio is padded to start at t=0 too, so frame k and sample k*rate/fps meet.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError, MediaError, SyncNetError
+
+log = logging.getLogger(__name__)
+
+STDERR_TAIL_LINES = 4
+# Frame timestamps and cut points are compared with this slack (seconds): far
+# below any frame interval, far above floating-point noise.
+TIME_EPS = 1e-4
+
+
+@dataclass
+class AudioStream:
+    index: int
+    codec: str
+    sample_rate: int
+    channels: int
+    duration: float | None
+
+
+@dataclass
+class MediaInfo:
+    """What ffprobe says about a file, in the units the pipeline uses."""
+
+    path: str
+    duration: float
+    format_name: str
+    has_video: bool
+    width: int = 0
+    height: int = 0
+    rotation: int = 0
+    fps: float = 0.0
+    fps_fraction: str = ""
+    variable_frame_rate: bool = False
+    video_codec: str = ""
+    video_start: float = 0.0
+    n_frames: int | None = None
+    audio: list[AudioStream] = field(default_factory=list)
+
+    @property
+    def has_audio(self) -> bool:
+        return bool(self.audio)
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) as shown, after the rotation FFmpeg applies when decoding."""
+        if self.rotation % 180:
+            return self.height, self.width
+        return self.width, self.height
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["has_audio"] = self.has_audio
+        d["display_width"], d["display_height"] = self.display_size
+        return d
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise SyncNetError(f"{name} not found: install FFmpeg (Debian/Ubuntu: sudo apt-get install ffmpeg)")
+    return path
+
+
+def _tail(text: str, lines: int = STDERR_TAIL_LINES) -> str:
+    kept = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return " | ".join(kept[-lines:])
+
+
+def _arg_path(path: str | os.PathLike) -> str:
+    """An absolute path, so that names like '-x.mp4' or 'a:b.mp4' are never read as options or protocols."""
+    return os.path.abspath(os.fspath(path))
+
+
+def run_ffmpeg(args: list[str], what: str) -> str:
+    """Run ffmpeg with `args` and return its stderr; raise MediaError on failure."""
+    cmd = [_tool("ffmpeg"), "-hide_banner", "-nostdin", "-y", *args]
+    log.debug("ffmpeg: %s", cmd)
+    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace")
+    if proc.returncode != 0:
+        raise MediaError(f"ffmpeg failed to {what}", _tail(proc.stderr))
+    if proc.stderr.strip():
+        log.debug("ffmpeg stderr: %s", proc.stderr.strip()[-2000:])
+    return proc.stderr
+
+
+def check_input_file(path: str | os.PathLike) -> Path:
+    """Reject what is not a readable file before FFmpeg sees it."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"no such file: {p}")
+    if p.is_dir():
+        raise InputError(f"{p} is a directory, not a video file")
+    if not os.access(p, os.R_OK):
+        raise InputError(f"cannot read {p}: permission denied")
+    if p.stat().st_size == 0:
+        raise InputError(f"{p} is empty")
+    return p
+
+
+def _fraction(text: str | None) -> Fraction | None:
+    if not text or text in ("0/0", "N/A"):
+        return None
+    try:
+        f = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        return None
+    return f if f > 0 else None
+
+
+def _float(value, default: float | None = None) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return default
+    return v if math.isfinite(v) else default
+
+
+def _rotation(stream: dict) -> int:
+    for side in stream.get("side_data_list", []) or []:
+        if "rotation" in side:
+            return int(round(float(side["rotation"]))) % 360
+    rotate = (stream.get("tags") or {}).get("rotate")
+    return int(rotate) % 360 if rotate else 0
+
+
+def probe(path: str | os.PathLike) -> MediaInfo:
+    """Describe a media file; InputError when it is not one FFmpeg can read."""
+    p = check_input_file(path)
+    cmd = [_tool("ffprobe"), "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
+           _arg_path(p)]
+    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace")
+    if proc.returncode != 0:
+        raise InputError(f"{p} is not a media file FFmpeg can read ({_tail(proc.stderr, 1) or 'ffprobe failed'})")
+    data = json.loads(proc.stdout or "{}")
+    fmt = data.get("format", {})
+    streams = data.get("streams", [])
+    video = next((s for s in streams if s.get("codec_type") == "video"
+                  and not (s.get("disposition") or {}).get("attached_pic")), None)
+    audio = [AudioStream(index=int(s["index"]), codec=s.get("codec_name", ""),
+                         sample_rate=int(s.get("sample_rate") or 0), channels=int(s.get("channels") or 0),
+                         duration=_float(s.get("duration")))
+             for s in streams if s.get("codec_type") == "audio"]
+    durations = [_float(fmt.get("duration"))]
+    if video:
+        durations.append(_float(video.get("duration")))
+    durations += [a.duration for a in audio]
+    known = [d for d in durations if d]
+    if not known:
+        raise InputError(f"{p}: cannot tell its duration (not a complete media file?)")
+    info = MediaInfo(path=str(p), duration=known[0], format_name=fmt.get("format_name", ""),
+                     has_video=video is not None, audio=audio)
+    if video:
+        avg = _fraction(video.get("avg_frame_rate"))
+        real = _fraction(video.get("r_frame_rate"))
+        rate = avg or real
+        info.width = int(video.get("width") or 0)
+        info.height = int(video.get("height") or 0)
+        info.rotation = _rotation(video)
+        info.video_codec = video.get("codec_name", "")
+        info.video_start = _float(video.get("start_time"), 0.0) or 0.0
+        info.fps = float(rate) if rate else 0.0
+        info.fps_fraction = f"{rate.numerator}/{rate.denominator}" if rate else ""
+        info.variable_frame_rate = bool(avg and real and abs(float(avg) - float(real)) > 0.01 * float(real))
+        nb = video.get("nb_frames")
+        info.n_frames = int(nb) if nb and str(nb).isdigit() else None
+        if not info.fps or not info.width:
+            info.has_video = False
+    return info
+
+
+def require_video(info: MediaInfo) -> None:
+    if not info.has_video:
+        raise InputError(f"{info.path} has no video stream")
+
+
+def require_audio(info: MediaInfo) -> None:
+    if not info.has_audio:
+        raise InputError(f"{info.path} has no audio stream")
+
+
+def _audio_filter(sample_rate: int) -> str:
+    # Pad (or trim) so the first sample is the file's t=0, the same origin as the frames.
+    return f"aresample={sample_rate}:async=1:first_pts=0"
+
+
+def extract_audio(src: str | os.PathLike, dst: str | os.PathLike, sample_rate: int = 16000,
+                  channels: int = 1, start: float | None = None, end: float | None = None) -> Path:
+    """Write the first audio stream as 16-bit PCM WAV (atomically), optionally only [start, end)."""
+    info = probe(src)
+    require_audio(info)
+    if sample_rate <= 0 or channels <= 0:
+        raise InputError("sample rate and channels must be positive")
+    dst = Path(dst)
+    tmp = dst.with_name(f".{dst.stem}.part{dst.suffix or '.wav'}")
+    args = ["-i", _arg_path(src), "-map", "0:a:0", "-vn", "-af", _audio_filter(sample_rate)]
+    args += _range_args(start, end)
+    args += ["-ac", str(channels), "-ar", str(sample_rate), "-c:a", "pcm_s16le", "-f", "wav", _arg_path(tmp)]
+    try:
+        run_ffmpeg(["-loglevel", "error", *args], f"extract audio from {src}")
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dst
+
+
+def _range_args(start: float | None, end: float | None) -> list[str]:
+    """Output-side trimming after the filters, so the t=0 padding is applied first."""
+    args = []
+    if start:
+        args += ["-ss", f"{start:.6f}"]
+    if end is not None:
+        args += ["-to", f"{end:.6f}"]
+    return args
+
+
+def read_audio(src: str | os.PathLike, sample_rate: int = 16000, start: float | None = None,
+               end: float | None = None) -> np.ndarray:
+    """Decode the first audio stream to mono int16 samples at `sample_rate` (from t=0 of the file)."""
+    info = probe(src)
+    require_audio(info)
+    args = ["-loglevel", "error", "-i", _arg_path(src), "-map", "0:a:0", "-vn",
+            "-af", _audio_filter(sample_rate), *_range_args(start, end),
+            "-ac", "1", "-ar", str(sample_rate), "-c:a", "pcm_s16le", "-f", "s16le", "-"]
+    cmd = [_tool("ffmpeg"), "-hide_banner", "-nostdin", *args]
+    log.debug("ffmpeg: %s", cmd)
+    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True)
+    if proc.returncode != 0:
+        raise MediaError(f"ffmpeg failed to decode the audio of {src}",
+                         _tail(proc.stderr.decode(errors="replace")))
+    return np.frombuffer(proc.stdout, dtype="<i2").astype(np.int16)
+
+
+def read_wav(path: str | os.PathLike) -> tuple[int, np.ndarray]:
+    """(sample_rate, int16 samples) of a PCM WAV file, mono or the first channel."""
+    from scipy.io import wavfile
+
+    p = check_input_file(path)
+    try:
+        rate, data = wavfile.read(p)
+    except ValueError as exc:
+        raise InputError(f"{p} is not a PCM WAV file ({exc})") from exc
+    if data.ndim > 1:
+        data = data[:, 0]
+    if data.dtype != np.int16:
+        raise InputError(f"{p}: expected 16-bit PCM samples, found {data.dtype}")
+    return int(rate), data
+
+
+class _StderrDrain(threading.Thread):
+    """Read a pipe to the end so FFmpeg never blocks on a full stderr buffer."""
+
+    def __init__(self, pipe):
+        super().__init__(daemon=True)
+        self.pipe = pipe
+        self.chunks: list[bytes] = []
+
+    def run(self) -> None:
+        for line in iter(self.pipe.readline, b""):
+            self.chunks.append(line)
+            if len(self.chunks) > 200:
+                del self.chunks[:100]
+
+    def text(self) -> str:
+        return b"".join(self.chunks).decode(errors="replace")
+
+
+def iter_frames(src: str | os.PathLike, fps: float | None = 25.0, batch_size: int = 32,
+                start: float | None = None, end: float | None = None,
+                info: MediaInfo | None = None) -> Iterator[np.ndarray]:
+    """Yield decoded frames as uint8 BGR arrays of shape (B, H, W, 3), B <= batch_size.
+
+    With `fps`, frames sit on that rate's grid from t=0 of the file (nearest source
+    frame, as FFmpeg's fps filter does); `fps=None` yields the source frames as they are.
+    `start`/`end` (seconds) select the frames of [start, end) of that grid.
+    Memory is one batch, whatever the length of the video.
+    """
+    info = info or probe(src)
+    require_video(info)
+    width, height = info.display_size
+    filters = []
+    seek = start - 2.0 if start and start > 2.0 else None
+    if fps:
+        # The grid starts at t=0 of the file; after a seek it starts at the grid point
+        # just before the seek, so the frames stay on the same grid without padding.
+        grid0 = math.floor(seek * fps) / fps if seek else 0.0
+        filters.append(f"fps={float(fps)!r}:start_time={grid0:.6f}")
+    if start is not None or end is not None:
+        lo = 0.0 if start is None else start
+        trim = f"trim=start={lo - TIME_EPS:.6f}" if lo > 0 else "trim=start=0"
+        if end is not None:
+            trim += f":end={end - TIME_EPS:.6f}"
+        filters.append(trim)
+    args = [_tool("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "error"]
+    if seek:
+        # Fast input seek to a little before the range; keep timestamps so the grid stays put.
+        args += ["-ss", f"{seek:.6f}", "-copyts"]
+    args += ["-i", _arg_path(src), "-map", "0:v:0", "-an", "-sn"]
+    if filters:
+        args += ["-vf", ",".join(filters)]
+    args += ["-vsync", "passthrough", "-f", "rawvideo", "-pix_fmt", "bgr24", "-"]
+    log.debug("ffmpeg: %s", args)
+    frame_bytes = width * height * 3
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    drain = _StderrDrain(proc.stderr)
+    drain.start()
+    try:
+        while True:
+            buf = proc.stdout.read(frame_bytes * batch_size)
+            n = len(buf) // frame_bytes
+            if n:
+                yield np.frombuffer(buf[: n * frame_bytes], np.uint8).reshape(n, height, width, 3)
+            if len(buf) < frame_bytes * batch_size:
+                break
+        rc = proc.wait()
+        drain.join()
+        if rc != 0:
+            raise MediaError(f"ffmpeg failed to decode {src}", _tail(drain.text()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+def read_frames(src: str | os.PathLike, fps: float | None = 25.0) -> np.ndarray:
+    """All frames of a short clip as one (T, H, W, 3) BGR array (for face tracks, not whole videos)."""
+    batches = list(iter_frames(src, fps=fps, batch_size=256))
+    if not batches:
+        info = probe(src)
+        return np.zeros((0, info.display_size[1], info.display_size[0], 3), np.uint8)
+    return np.concatenate(batches)
+
+
+def _frame_times_near(src: str | os.PathLike, t: float, window: float = 2.0) -> list[float]:
+    """Presentation times of the source's video frames around `t` (packets only, nothing decoded)."""
+    lo = max(0.0, t - window)
+    cmd = [_tool("ffprobe"), "-v", "error", "-select_streams", "v:0", "-read_intervals",
+           f"{lo:.6f}%{t + window:.6f}", "-show_entries", "packet=pts_time", "-of", "csv=p=0",
+           _arg_path(src)]
+    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace")
+    if proc.returncode != 0:
+        raise MediaError(f"ffprobe failed to read frame times of {src}", _tail(proc.stderr))
+    times = sorted(v for v in (_float(x.strip().strip(",")) for x in proc.stdout.splitlines()) if v is not None)
+    return times
+
+
+def snap_to_frame(src: str | os.PathLike, t: float, info: MediaInfo) -> float:
+    """The source frame time nearest to `t`: a cut there starts both streams on a frame."""
+    if t <= 0:
+        return 0.0
+    if t >= info.duration:
+        return info.duration
+    times = _frame_times_near(src, t)
+    if times and info.fps:
+        times.append(times[-1] + 1.0 / info.fps)  # the end of the last frame read is a boundary too
+    if not times:
+        rate = Fraction(info.fps_fraction) if info.fps_fraction else Fraction(info.fps)
+        k = round((t - info.video_start) * rate)
+        return info.video_start + float(k / rate)
+    return min(times, key=lambda x: (abs(x - t), x))
+
+
+def cut(src: str | os.PathLike, dst: str | os.PathLike, start: float, end: float | None,
+        info: MediaInfo | None = None, crf: int = 18, preset: str = "veryfast") -> tuple[float, float]:
+    """Cut [start, end) frame-accurately with sound and picture aligned; return the snapped times.
+
+    Both cut points move to the nearest source frame time, then both streams are
+    trimmed at exactly those instants and re-timed from zero.  `end=None` runs to
+    the end of the input.  Written to a temporary name and renamed when complete.
+    """
+    info = info or probe(src)
+    require_video(info)
+    s = snap_to_frame(src, start, info)
+    e = None if end is None or end >= info.duration - TIME_EPS else snap_to_frame(src, end, info)
+    if e is not None and e <= s:
+        raise InputError(f"empty cut: [{start:.3f}, {end:.3f}) holds no frame")
+    vtrim = f"trim=start={max(0.0, s - TIME_EPS):.6f}" + (f":end={e - TIME_EPS:.6f}" if e is not None else "")
+    vf = f"{vtrim},setpts=PTS-{s:.6f}/TB"
+    width, height = info.display_size
+    if width % 2 or height % 2:
+        vf += ",pad=ceil(iw/2)*2:ceil(ih/2)*2"  # yuv420p needs even sizes: add one black row/column
+    args = ["-loglevel", "error"]
+    if s > 2.0:
+        args += ["-ss", f"{s - 2.0:.6f}", "-copyts"]
+    args += ["-i", _arg_path(src), "-map", "0:v:0", "-vf", vf]
+    if info.has_audio:
+        atrim = f"atrim=start={s:.6f}" + (f":end={e:.6f}" if e is not None else "")
+        args += ["-map", "0:a:0", "-af", f"{atrim},asetpts=PTS-{s:.6f}/TB", "-c:a", "aac", "-b:a", "192k"]
+    args += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
+             "-vsync", "passthrough", "-movflags", "+faststart"]
+    dst = Path(dst)
+    tmp = dst.with_name(f".{dst.stem}.part{dst.suffix}")
+    try:
+        run_ffmpeg([*args, _arg_path(tmp)], f"cut {src} at {s:.3f}s")
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return s, (info.duration if e is None else e)
+
+
+_SILENCE_RE = re.compile(r"silence_(start|end):\s*(-?[0-9.]+)")
+
+
+def detect_silences(src: str | os.PathLike, threshold_db: float = -30.0, min_silence: float = 1.0,
+                    info: MediaInfo | None = None) -> list[tuple[float, float]]:
+    """(start, end) of every stretch of at least `min_silence` s below `threshold_db` dB."""
+    info = info or probe(src)
+    require_audio(info)
+    stderr = run_ffmpeg(["-nostats", "-loglevel", "info", "-i", _arg_path(src), "-map", "0:a:0", "-vn",
+                         "-af", f"silencedetect=noise={threshold_db}dB:d={min_silence}", "-f", "null", "-"],
+                        f"find silences in {src}")
+    silences: list[tuple[float, float]] = []
+    open_start: float | None = None
+    for kind, value in _SILENCE_RE.findall(stderr):
+        t = max(0.0, float(value))
+        if kind == "start":
+            open_start = t
+        elif open_start is not None:
+            silences.append((open_start, min(t, info.duration)))
+            open_start = None
+    if open_start is not None and info.duration - open_start >= min_silence - TIME_EPS:
+        silences.append((open_start, info.duration))
+    return silences
+
+
+class VideoWriter:
+    """Encode BGR frames fed one by one, optionally with a soundtrack; atomic on close.
+
+    Used for face-track crops (`pycrop/R/00000.avi`) and the visualisation.  The
+    default codec matches the reference's AVI files (MPEG-4 part 2, XVID tag).
+    """
+
+    def __init__(self, dst: str | os.PathLike, fps: float, size: tuple[int, int],
+                 audio_wav: str | os.PathLike | None = None, codec: str = "mpeg4", quality: int = 2):
+        self.dst = Path(dst)
+        self.tmp = self.dst.with_name(f".{self.dst.stem}.part{self.dst.suffix}")
+        self.size = size
+        self.frames = 0
+        w, h = size
+        args = [_tool("ffmpeg"), "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
+                "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}", "-r", repr(float(fps)), "-i", "-"]
+        if audio_wav is not None:
+            args += ["-i", _arg_path(audio_wav), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "pcm_s16le"]
+        if codec == "mpeg4":
+            args += ["-c:v", "mpeg4", "-vtag", "xvid", "-q:v", str(quality)]
+        else:
+            args += ["-c:v", codec, "-crf", "18", "-pix_fmt", "yuv420p"]
+        args += [_arg_path(self.tmp)]
+        log.debug("ffmpeg: %s", args)
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        self.drain = _StderrDrain(self.proc.stderr)
+        self.drain.start()
+
+    def write(self, frame: np.ndarray) -> None:
+        if frame.shape[1::-1] != tuple(self.size) or frame.dtype != np.uint8:
+            raise ValueError(f"frame of shape {frame.shape} does not match writer size {self.size}")
+        try:
+            self.proc.stdin.write(np.ascontiguousarray(frame).tobytes())
+        except BrokenPipeError as exc:
+            self.proc.wait()
+            raise MediaError(f"ffmpeg stopped while writing {self.dst}", _tail(self.drain.text())) from exc
+        self.frames += 1
+
+    def close(self) -> Path:
+        self.proc.stdin.close()
+        rc = self.proc.wait()
+        self.drain.join()
+        if rc != 0:
+            self.tmp.unlink(missing_ok=True)
+            raise MediaError(f"ffmpeg failed to write {self.dst}", _tail(self.drain.text()))
+        os.replace(self.tmp, self.dst)
+        return self.dst
+
+    def abort(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_wav(dst: str | os.PathLike, audio: np.ndarray, sample_rate: int = 16000) -> Path:
+    """Write int16 samples as a WAV file, atomically."""
+    from scipy.io import wavfile
+
+    dst = Path(dst)
+    tmp = dst.with_name(f".{dst.stem}.part.wav")
+    wavfile.write(tmp, sample_rate, np.asarray(audio, dtype=np.int16))
+    os.replace(tmp, dst)
+    return dst

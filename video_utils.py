@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Video utilities: inspect a file, extract its audio, cut it into chunks.
+
+  python video_utils.py info --input talk.mp4 [--json]
+  python video_utils.py extract-audio --input talk.mp4 --output talk.wav --sample_rate 16000 --channels 1
+  python video_utils.py chunk-time --input talk.mp4 --output_dir chunks --duration 30 --overlap 5
+  python video_utils.py chunk-silence --input talk.mp4 --output_dir chunks --threshold -30 \
+      --min_silence 1.0 --min_chunk 5.0
+
+Chunks are re-encoded and cut on the source's frame times, so sound and picture
+stay aligned; both chunkers write chunks.json (index, file, start, end, duration).
+Exit codes: 0 ok, 1 failure, 2 bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from syncnet import media
+from syncnet.chunking import cut_chunks, ensure_writable_dir, plan_silence_chunks, plan_time_chunks
+from syncnet.cli import add_verbose, run_main
+from syncnet.errors import InputError
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    info = media.probe(args.input)
+    if args.json:
+        print(json.dumps(info.to_dict(), indent=2))
+        return 0
+    lines = [f"File:       {info.path}", f"Container:  {info.format_name}", f"Duration:   {info.duration:.3f} s"]
+    if info.has_video:
+        w, h = info.display_size
+        rate = f"{info.fps:.3f} fps ({info.fps_fraction})" + (", variable" if info.variable_frame_rate else "")
+        lines += [f"Video:      {info.video_codec}, {w}x{h}, {rate}"
+                  + (f", rotated {info.rotation} deg" if info.rotation else "")]
+        if info.n_frames:
+            lines.append(f"Frames:     {info.n_frames}")
+    else:
+        lines.append("Video:      none")
+    if info.audio:
+        for a in info.audio:
+            lines.append(f"Audio:      stream {a.index}: {a.codec}, {a.sample_rate} Hz, {a.channels} ch")
+    else:
+        lines.append("Audio:      none")
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_extract_audio(args: argparse.Namespace) -> int:
+    out = media.extract_audio(args.input, args.output, sample_rate=args.sample_rate, channels=args.channels)
+    print(f"wrote {out}")
+    return 0
+
+
+def _write_chunks(args: argparse.Namespace, info: media.MediaInfo, plan) -> int:
+    records = cut_chunks(args.input, plan, args.output_dir, info=info, progress=sys.stderr.isatty())
+    for r in records:
+        print(f"{r['file']}: {r['start']:.3f}-{r['end']:.3f} s ({r['duration']:.3f} s)")
+    print(f"wrote {len(records)} chunks and chunks.json to {args.output_dir}")
+    return 0
+
+
+def cmd_chunk_time(args: argparse.Namespace) -> int:
+    info = media.probe(args.input)
+    media.require_video(info)
+    plan = plan_time_chunks(info.duration, args.duration, args.overlap)
+    ensure_writable_dir(args.output_dir)
+    return _write_chunks(args, info, plan)
+
+
+def cmd_chunk_silence(args: argparse.Namespace) -> int:
+    info = media.probe(args.input)
+    media.require_video(info)
+    media.require_audio(info)
+    if args.min_silence <= 0:
+        raise InputError(f"--min_silence must be positive (got {args.min_silence:g})")
+    ensure_writable_dir(args.output_dir)
+    silences = media.detect_silences(args.input, args.threshold, args.min_silence, info=info)
+    plan = plan_silence_chunks(info.duration, silences, args.min_chunk)
+    return _write_chunks(args, info, plan)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("info", help="describe a media file")
+    p.add_argument("--input", required=True)
+    p.add_argument("--json", action="store_true", help="print JSON for machines")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("extract-audio", help="extract the audio as 16-bit PCM WAV")
+    p.add_argument("--input", required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--sample_rate", type=int, default=16000)
+    p.add_argument("--channels", type=int, default=1)
+    p.set_defaults(func=cmd_extract_audio)
+
+    p = sub.add_parser("chunk-time", help="fixed-length chunks with overlap")
+    p.add_argument("--input", required=True)
+    p.add_argument("--output_dir", required=True)
+    p.add_argument("--duration", type=float, default=30.0, help="chunk length in seconds (default 30)")
+    p.add_argument("--overlap", type=float, default=5.0, help="overlap in seconds (default 5)")
+    p.set_defaults(func=cmd_chunk_time)
+
+    p = sub.add_parser("chunk-silence", help="cut in the middle of silences")
+    p.add_argument("--input", required=True)
+    p.add_argument("--output_dir", required=True)
+    p.add_argument("--threshold", type=float, default=-30.0, help="silence level in dB (default -30)")
+    p.add_argument("--min_silence", type=float, default=1.0, help="shortest silence in s (default 1.0)")
+    p.add_argument("--min_chunk", type=float, default=5.0, help="shortest chunk in s (default 5.0)")
+    p.set_defaults(func=cmd_chunk_silence)
+
+    for action in sub.choices.values():
+        add_verbose(action)
+    return parser
+
+
+if __name__ == "__main__":
+    arguments = build_parser().parse_args()
+    run_main(arguments.func, arguments)
