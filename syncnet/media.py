@@ -302,29 +302,29 @@ def iter_frames(src: str | os.PathLike, fps: float | None = 25.0, batch_size: in
 
     With `fps`, frames sit on that rate's grid from t=0 of the file (nearest source
     frame, as FFmpeg's fps filter does); `fps=None` yields the source frames as they are.
-    `start`/`end` (seconds) select the frames of [start, end) of that grid.
-    Memory is one batch, whatever the length of the video.
+    `start`/`end` (seconds) select the frames of [start, end) of that grid (decoding
+    from the start of the file).  Memory is one batch, whatever the length of the video.
     """
     info = info or probe(src)
     require_video(info)
     width, height = info.display_size
     filters = []
-    seek = start - 2.0 if start and start > 2.0 else None
     if fps:
-        # The grid starts at t=0 of the file; after a seek it starts at the grid point
-        # just before the seek, so the frames stay on the same grid without padding.
-        grid0 = math.floor(seek * fps) / fps if seek else 0.0
-        filters.append(f"fps={float(fps)!r}:start_time={grid0:.6f}")
+        filters.append(f"fps={float(fps)!r}:start_time=0")
     if start is not None or end is not None:
         lo = 0.0 if start is None else start
-        trim = f"trim=start={lo - TIME_EPS:.6f}" if lo > 0 else "trim=start=0"
-        if end is not None:
-            trim += f":end={end - TIME_EPS:.6f}"
+        if fps:  # grid frame k is at k/fps: select by frame number, exactly
+            trim = f"trim=start_frame={math.ceil(lo * fps - 1e-6)}"
+            if end is not None:
+                trim += f":end_frame={math.ceil(end * fps - 1e-6)}"
+        else:
+            trim = f"trim=start={max(0.0, lo - TIME_EPS):.6f}"
+            if end is not None:
+                trim += f":end={end - TIME_EPS:.6f}"
         filters.append(trim)
+    # No input seek for ranges: FFmpeg's fps filter picks other source frames when it
+    # starts elsewhere than t=0, and a range must be exactly a slice of the full decode.
     args = [_tool("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "error"]
-    if seek:
-        # Fast input seek to a little before the range; keep timestamps so the grid stays put.
-        args += ["-ss", f"{seek:.6f}", "-copyts"]
     args += ["-i", _arg_path(src), "-map", "0:v:0", "-an", "-sn"]
     if filters:
         args += ["-vf", ",".join(filters)]

@@ -1,0 +1,121 @@
+"""The media layer on generated and real clips, and the chunk plans."""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from syncnet import media
+from syncnet.chunking import plan_silence_chunks, plan_time_chunks
+from syncnet.errors import InputError, MediaError
+from tests.mediagen import barcode_frame, encode, read_barcode
+
+
+@pytest.fixture(scope="module")
+def clip30(tmp_path_factory):
+    """4 s at 30 fps, barcode = source frame number, a 440 Hz tone."""
+    path = tmp_path_factory.mktemp("m") / "clip30.mp4"
+    rate = 48000
+    t = np.arange(4 * rate) / rate
+    encode(path, [barcode_frame(k) for k in range(120)], Fraction(30),
+           (8000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16), rate)
+    return path
+
+
+def test_probe_real_clip(media_dir):
+    info = media.probe(media_dir / "talking_25fps_a.mp4")
+    assert (info.width, info.height, info.fps) == (844, 844, 25.0)
+    assert info.video_codec == "h264" and not info.variable_frame_rate
+    assert info.audio[0].sample_rate == 44100 and info.audio[0].codec == "aac"
+    assert info.duration == pytest.approx(5.04, abs=0.05)
+
+
+def test_frames_are_streamed_in_batches(media_dir):
+    batches = list(media.iter_frames(media_dir / "talking_25fps_b.mp4", fps=25, batch_size=16))
+    assert all(b.shape[0] <= 16 and b.shape[1:] == (524, 524, 3) and b.dtype == np.uint8 for b in batches)
+    assert sum(len(b) for b in batches) == 122
+
+
+def test_frames_match_opencv_decode(media_dir):
+    import cv2
+
+    cap = cv2.VideoCapture(str(media_dir / "talking_25fps_a.mp4"))
+    ok, first = cap.read()
+    cap.release()
+    ours = next(media.iter_frames(media_dir / "talking_25fps_a.mp4", fps=25, batch_size=1))[0]
+    assert ok and np.abs(ours.astype(int) - first.astype(int)).mean() < 2.0
+
+
+def test_resample_30_to_25_keeps_time(clip30):
+    frames = np.concatenate(list(media.iter_frames(clip30, fps=25)))
+    assert len(frames) == 100
+    for k in range(0, 100, 7):
+        # output frame k shows t = k/25; the nearest source frame is round(k*30/25)
+        assert abs(read_barcode(frames[k]) - k * 30 / 25) <= 0.5 + 1e-9
+
+
+def test_frame_range_equals_slice_of_full_decode(clip30):
+    full = np.concatenate(list(media.iter_frames(clip30, fps=25)))
+    part = np.concatenate(list(media.iter_frames(clip30, fps=25, start=2.4, end=3.6)))
+    assert [read_barcode(f) for f in part] == [read_barcode(f) for f in full[60:90]]
+
+
+def test_read_audio_and_wav(clip30, tmp_path):
+    audio = media.read_audio(clip30, 16000)
+    assert audio.dtype == np.int16 and len(audio) == pytest.approx(64000, abs=400)
+    wav = media.extract_audio(clip30, tmp_path / "x.wav", 16000, 1)
+    rate, data = media.read_wav(wav)
+    assert rate == 16000 and np.array_equal(data[:1000], audio[:1000])
+    part = media.read_audio(clip30, 16000, start=1.0, end=2.0)
+    assert len(part) == pytest.approx(16000, abs=20)
+    assert np.abs(part[:4000].astype(int) - audio[16000:20000].astype(int)).max() < 200
+
+
+def test_silences(tmp_path):
+    rate = 48000
+    audio = np.zeros(10 * rate)
+    t = np.arange(2 * rate) / rate
+    audio[1 * rate:3 * rate] = 0.5 * np.sin(2 * np.pi * 500 * t)
+    audio[6 * rate:8 * rate] = 0.5 * np.sin(2 * np.pi * 500 * t)
+    path = encode(tmp_path / "s.mp4", [barcode_frame(k) for k in range(250)], Fraction(25),
+                  (audio * 32767).astype(np.int16), rate)
+    sil = media.detect_silences(path, -30, 1.0)
+    assert len(sil) == 3
+    for (a, b), (ea, eb) in zip(sil, [(0, 1), (3, 6), (8, 10)]):
+        assert a == pytest.approx(ea, abs=0.05) and b == pytest.approx(eb, abs=0.1)
+
+
+def test_cut_rejects_empty_range_and_reports_ffmpeg_errors(clip30, tmp_path):
+    with pytest.raises(InputError):
+        media.cut(clip30, tmp_path / "x.mp4", 2.0, 2.001)
+    with pytest.raises(MediaError) as err:
+        media.run_ffmpeg(["-i", str(tmp_path / "missing.mp4"), "-f", "null", "-"], "decode it")
+    assert "missing.mp4" in str(err.value)
+
+
+@pytest.mark.parametrize("total,duration,overlap,expected", [
+    (100, 30, 5, [(0, 30), (25, 55), (50, 80), (75, 100)]),
+    (80, 30, 5, [(0, 30), (25, 55), (50, 80)]),
+    (81, 30, 5, [(0, 30), (25, 55), (50, 80), (75, 81)]),
+    (12, 30, 5, [(0, 12)]),
+    (30, 30, 5, [(0, 30)]),
+    (10, 4, 0, [(0, 4), (4, 8), (8, 10)]),
+    (7, 3, 2.5, [(0, 3), (0.5, 3.5), (1, 4), (1.5, 4.5), (2, 5), (2.5, 5.5), (3, 6), (3.5, 6.5), (4, 7)]),
+])
+def test_time_plans(total, duration, overlap, expected):
+    chunks = plan_time_chunks(total, duration, overlap)
+    assert [c.start for c in chunks] == pytest.approx([a for a, _ in expected])
+    assert [c.end for c in chunks] == pytest.approx([b for _, b in expected])
+    assert [c.name for c in chunks][:2] == ["chunk_000", "chunk_001"][: len(chunks)]
+    for a, b in zip(chunks, chunks[1:]):
+        assert b.start > a.start and b.end > a.end  # none inside another
+        assert b.start <= a.end  # no gap
+
+
+def test_silence_plans():
+    chunks = plan_silence_chunks(60, [(9, 11), (12, 13), (29, 31), (57, 58)], min_chunk=5)
+    assert [(c.start, c.end) for c in chunks] == [(0, 10), (10, 30), (30, 60)]
+    assert plan_silence_chunks(20, [], 5)[0].end == 20
+    with pytest.raises(InputError):
+        plan_time_chunks(0.3, 30, 5)
