@@ -1,6 +1,63 @@
 #!/usr/bin/env python3
-"""batch_process: placeholder until batch processing (issue: Long videos) lands."""
-from syncnet.cli import not_yet
+"""Analyse every video of a folder (mp4, avi, mkv, mov, webm) with a pool of workers.
+
+  python batch_process.py --chunks_dir chunks/ --output_dir batch_results/ --max_workers 2
+
+writes OUTPUT_DIR/pyavi|pycrop|pywork/<name>/ for every file (offsets.txt included)
+and OUTPUT_DIR/batch_processing_summary.json.  One failing file never stops the
+others; run again to redo only what is missing.
+Exit codes: 0 all analysed, 1 some files failed, 2 bad input.
+"""
+from __future__ import annotations
+
+import argparse
+
+from syncnet.cli import add_verbose, run_main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--chunks_dir", required=True, help="folder of videos")
+    p.add_argument("--output_dir", required=True, help="where the results go")
+    p.add_argument("--max_workers", type=int, default=2, help="files analysed at once (default 2)")
+    p.add_argument("--min_track", type=int, default=5, help="shortest face track in frames (default 5)")
+    p.add_argument("--min_face_size", type=int, default=10, help="smallest face in pixels (default 10)")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    p.add_argument("--batch_size", type=int, default=16, help="frames per detector forward pass (default 16)")
+    p.add_argument("--syncnet_model", default=None, help="SyncNet weights (default: see README, Weights)")
+    p.add_argument("--s3fd_model", default=None, help="S3FD weights (default: see README, Weights)")
+    p.add_argument("--visualise", action="store_true", help="also write video_out.avi for every file")
+    p.add_argument("--force", action="store_true", help="redo files already analysed")
+    add_verbose(p)
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    import sys
+
+    from syncnet.batch import find_videos, process_folder
+    from syncnet.chunking import ensure_writable_dir
+    from syncnet.cli import load_models
+    from syncnet.errors import InputError
+    from syncnet.pipeline import FaceOptions
+
+    if args.max_workers <= 0 or args.batch_size <= 0:
+        raise InputError("--max_workers and --batch_size must be positive")
+    find_videos(args.chunks_dir)
+    ensure_writable_dir(args.output_dir)
+    detector, model = load_models(args.device, args.s3fd_model, args.syncnet_model)
+    opts = FaceOptions(min_track=args.min_track, min_face_size=args.min_face_size, batch_size=args.batch_size)
+    summary = process_folder(args.chunks_dir, args.output_dir, opts, detector, model,
+                             max_workers=args.max_workers, force=args.force, visualise=args.visualise,
+                             progress=sys.stderr.isatty())
+    t = summary["totals"]
+    print(f"{t['files']} files: {t['success']} with faces, {t['no_faces']} without, {t['failed']} failed "
+          f"({t['skipped']} done before); summary in {args.output_dir}/batch_processing_summary.json")
+    for f in summary["files"]:
+        if f["status"] == "failed":
+            print(f"  failed {f['file']}: {f['error']}")
+    return 1 if t["failed"] else 0
+
 
 if __name__ == "__main__":
-    not_yet("batch_process.py", "batch processing (issue: Long videos)")
+    run_main(main, build_parser().parse_args())

@@ -1,6 +1,89 @@
 #!/usr/bin/env python3
-"""process_long_video: placeholder until the long-video job (issue: Long videos) lands."""
-from syncnet.cli import not_yet
+"""The main job: cut a long video into chunks and measure the sync of every face in each.
+
+  python process_long_video.py --input_video talk.mp4 --output_dir results/
+
+writes results/chunks/chunk_000.mp4 ..., results/audio/chunk_000.wav ... (16 kHz mono),
+results/syncnet_data/{pyavi,pycrop,pywork}/chunk_XXX/ (the files of run_pipeline.py,
+run_syncnet.py and run_visualise.py, offsets.txt included) and
+results/processing_summary.json (rewritten after every chunk).  With --min_confidence
+and/or --max_abs_offset the accepted chunks also go to filtered_chunks/ and
+filtered_audio/.  Run the same command again after an interrupt to resume.
+
+Exit codes: 0 every chunk analysed (no faces is a result), 1 some chunks failed, 2 bad input.
+"""
+from __future__ import annotations
+
+import argparse
+
+from syncnet.cli import add_verbose, run_main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--input_video", "--input", dest="input_video", required=True, help="the long video")
+    p.add_argument("--output_dir", required=True, help="where everything goes")
+    p.add_argument("--chunk_duration", type=float, default=30.0, help="chunk length in s (default 30)")
+    p.add_argument("--overlap", type=float, default=5.0, help="overlap of chunks in s (default 5)")
+    p.add_argument("--chunking", choices=["time", "silence"], default="time",
+                   help="fixed-length chunks (default) or cuts in silences")
+    p.add_argument("--threshold", type=float, default=-30.0, help="silence chunking: level in dB (default -30)")
+    p.add_argument("--min_silence", type=float, default=1.0, help="silence chunking: shortest silence (default 1.0)")
+    p.add_argument("--min_chunk", type=float, default=5.0, help="silence chunking: shortest chunk (default 5.0)")
+    p.add_argument("--min_track", type=int, default=5, help="shortest face track in frames (default 5)")
+    p.add_argument("--min_face_size", type=int, default=10, help="smallest face in pixels (default 10)")
+    p.add_argument("--facedet_scale", type=float, default=0.25, help="scale of frames for S3FD (default 0.25)")
+    p.add_argument("--crop_scale", type=float, default=0.40, help="scale of the crop box (default 0.40)")
+    p.add_argument("--num_failed_det", type=int, default=25, help="missed detections inside a track (default 25)")
+    p.add_argument("--vshift", type=int, default=15, help="largest offset searched in frames (default 15)")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    p.add_argument("--batch_size", type=int, default=16, help="frames per detector forward pass (default 16)")
+    p.add_argument("--syncnet_model", default=None, help="SyncNet weights (default: see README, Weights)")
+    p.add_argument("--s3fd_model", default=None, help="S3FD weights (default: see README, Weights)")
+    p.add_argument("--min_confidence", type=float, default=None, help="filter: keep chunks at least this confident")
+    p.add_argument("--max_abs_offset", type=int, default=None, help="filter: keep chunks with |offset| <= this")
+    p.add_argument("--force", action="store_true", help="redo finished chunks (needed when parameters changed)")
+    p.add_argument("--no_visualise", action="store_true", help="skip video_out.avi")
+    add_verbose(p)
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    import sys
+    from pathlib import Path
+
+    from syncnet import media
+    from syncnet.chunking import ensure_writable_dir
+    from syncnet.cli import load_models
+    from syncnet.errors import InputError
+    from syncnet.longvideo import LongVideoOptions, process_long_video, report
+    from syncnet.pipeline import FaceOptions
+
+    for name in ("chunk_duration", "batch_size", "facedet_scale", "vshift"):
+        if getattr(args, name) <= 0:
+            raise InputError(f"--{name} must be positive")
+    faces = FaceOptions(facedet_scale=args.facedet_scale, crop_scale=args.crop_scale, min_track=args.min_track,
+                        num_failed_det=args.num_failed_det, min_face_size=args.min_face_size,
+                        batch_size=args.batch_size)
+    opts = LongVideoOptions(chunking=args.chunking, chunk_duration=args.chunk_duration, overlap=args.overlap,
+                            threshold=args.threshold, min_silence=args.min_silence, min_chunk=args.min_chunk,
+                            faces=faces, vshift=args.vshift, min_confidence=args.min_confidence,
+                            max_abs_offset=args.max_abs_offset, visualise=not args.no_visualise)
+    # Bad input fails before minutes of model loading.
+    info = media.probe(args.input_video)
+    media.require_video(info)
+    media.require_audio(info)
+    if opts.chunking == "time":
+        from syncnet.chunking import plan_time_chunks
+
+        plan_time_chunks(info.duration, opts.chunk_duration, opts.overlap)
+    ensure_writable_dir(args.output_dir)
+    detector, model = load_models(args.device, args.s3fd_model, args.syncnet_model)
+    summary = process_long_video(args.input_video, args.output_dir, opts, detector, model, force=args.force,
+                                 progress=sys.stderr.isatty())
+    print(report(summary, Path(args.output_dir)))
+    return 1 if summary["totals"]["failed"] else 0
+
 
 if __name__ == "__main__":
-    not_yet("process_long_video.py", "the long-video job (issue: Long videos)")
+    run_main(main, build_parser().parse_args())

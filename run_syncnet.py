@@ -1,6 +1,59 @@
 #!/usr/bin/env python3
-"""run_syncnet: placeholder until SyncNet evaluation (issue: SyncNet) lands."""
-from syncnet.cli import not_yet
+"""SyncNet offset and confidence of face-track videos (the reference's run_syncnet.py).
+
+  python run_syncnet.py --data_dir data/work --reference talk
+      evaluates every track video in DATA_DIR/pycrop/talk/ (sorted) and writes
+      DATA_DIR/pywork/talk/offsets.txt, offsets.json and activesd.pckl
+  python run_syncnet.py --videofile face.avi
+      evaluates one 224x224 face video on its own (the reference's demo_syncnet.py)
+
+For every video it prints the reference's three lines (AV offset, Min dist, Confidence).
+"""
+from __future__ import annotations
+
+import argparse
+
+from syncnet.cli import add_verbose, run_main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--initial_model", default=None,
+                   help="SyncNet weights (default: $SYNCNET_MODEL, data/syncnet_v2.model, ~/.cache/syncnet)")
+    p.add_argument("--batch_size", type=int, default=20, help="windows per forward pass (default 20)")
+    p.add_argument("--vshift", type=int, default=15, help="largest offset searched, in frames (default 15)")
+    p.add_argument("--data_dir", default="data/work", help="output root (default data/work)")
+    p.add_argument("--videofile", default="", help="a face video to evaluate on its own")
+    p.add_argument("--reference", default="", help="name of the run under DATA_DIR")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    add_verbose(p)
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from syncnet.errors import InputError
+    from syncnet.layout import Layout, check_reference
+    from syncnet.model import default_device, load_syncnet
+    from syncnet.pipeline import evaluate_track_file, evaluate_tracks
+    from syncnet.weights import SYNCNET, resolve_weights
+
+    if args.batch_size <= 0 or args.vshift <= 0:
+        raise InputError("--batch_size and --vshift must be positive")
+    layout = Layout(Path(args.data_dir), check_reference(args.reference)) if args.reference else None
+    use_reference = layout is not None and layout.crop_dir.is_dir()
+    if not use_reference and not args.videofile:
+        raise InputError("give --reference R (with DATA_DIR/pycrop/R/ from run_pipeline.py) or --videofile FILE")
+    model = load_syncnet(resolve_weights(SYNCNET, args.initial_model), device=args.device or default_device())
+    if use_reference:
+        results = evaluate_tracks(layout, model, vshift=args.vshift, batch_size=args.batch_size, report=print)
+        if not results:
+            print(f"no face tracks in {layout.crop_dir}; wrote an empty {layout.work('offsets.txt')}")
+        return 0
+    evaluate_track_file(args.videofile, model, vshift=args.vshift, batch_size=args.batch_size, report=print)
+    return 0
+
 
 if __name__ == "__main__":
-    not_yet("run_syncnet.py", "SyncNet evaluation (issue: SyncNet)")
+    run_main(main, build_parser().parse_args())

@@ -56,3 +56,20 @@ def not_yet(name: str, issue: str) -> None:
     """Exit 2 with a clear line: the script exists but its stage is not built yet."""
     print(f"{name}: not available yet ({issue} is not built); see README.md", file=sys.stderr)
     sys.exit(2)
+
+
+def load_models(device: str | None, s3fd_path: str | None = None, syncnet_path: str | None = None,
+                need_syncnet: bool = True):
+    """The detector and SyncNet, loaded once per process (weights resolved as documented)."""
+    from detectors import S3FD
+
+    from .model import default_device, load_syncnet
+    from .weights import S3FD as S3FD_WEIGHTS
+    from .weights import SYNCNET, resolve_weights
+
+    device = device or default_device()
+    s3fd_file = resolve_weights(S3FD_WEIGHTS, s3fd_path)
+    syncnet_file = resolve_weights(SYNCNET, syncnet_path) if need_syncnet else None
+    detector = S3FD(weights=s3fd_file, device=device)
+    model = load_syncnet(syncnet_file, device=device) if need_syncnet else None
+    return detector, model

@@ -6,11 +6,16 @@ never a stack trace from deep inside torch, and never a half-loaded model.
 """
 from __future__ import annotations
 
+import argparse
+import http.client
+import os
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from .errors import WeightsError
 
@@ -87,3 +92,161 @@ def load_weights_into(module: torch.nn.Module, path: str | Path, spec: WeightSpe
                            f"for {len(bad)} tensors (e.g. {bad[0]})")
     module.load_state_dict(state, strict=False)
     return module
+
+
+def cache_dir() -> Path:
+    """The per-user place for downloaded weights: $XDG_CACHE_HOME/syncnet or ~/.cache/syncnet."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "syncnet"
+
+
+def search_paths(spec: WeightSpec) -> list[Path]:
+    """Where `resolve_weights` looks after an explicit path and the environment variable, in order."""
+    return [Path.cwd() / spec.reference_path, REPO_ROOT / spec.reference_path, cache_dir() / spec.filename]
+
+
+def resolve_weights(spec: WeightSpec, explicit: str | Path | None = None) -> Path:
+    """The weights file to use: an explicit path, else $ENV, else the reference's place
+    (relative to the working directory, then to the repository), else the user cache.
+
+    An explicit path or a set environment variable must name an existing file: a typo
+    there is an error, not a silent fall-back to another file.
+    """
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise WeightsError(f"{spec.name} weights not found at {path} (given explicitly): {spec.fetch_hint()}")
+        return path
+    env = os.environ.get(spec.env)
+    if env:
+        path = Path(env).expanduser()
+        if not path.is_file():
+            raise WeightsError(f"{spec.name} weights not found at {path} (from {spec.env}): {spec.fetch_hint()}")
+        return path
+    for path in search_paths(spec):
+        if path.is_file():
+            return path
+    raise WeightsError(f"{spec.name} weights ({spec.filename}) not found in {spec.reference_path} or "
+                       f"{cache_dir()}: {spec.fetch_hint()}")
+
+
+def _empty_model(spec: WeightSpec) -> torch.nn.Module:
+    if spec.name == SYNCNET.name:
+        from .model import SyncNetModel
+
+        return SyncNetModel()
+    if spec.name == S3FD.name:
+        from detectors.s3fd.net import S3FDNet
+
+        return S3FDNet()
+    raise ValueError(f"no network known for weights {spec.name!r}")
+
+
+def verify_weights(path: str | Path, spec: WeightSpec) -> None:
+    """Raise WeightsError unless `path` loads into the network `spec` describes (every key and shape)."""
+    load_weights_into(_empty_model(spec), path, spec)
+
+
+def _reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None) or exc
+    text = str(reason).strip().splitlines()
+    return text[0][:160] if text else type(exc).__name__
+
+
+def download(spec: WeightSpec, dest: str | Path | None = None, timeout: float = 60.0,
+             progress: bool = True) -> Path:
+    """Fetch `spec.url` to `dest` (default: the reference's place in the repository).
+
+    Bytes go to `dest` + ".part", which becomes `dest` only once complete and verified
+    to hold `spec`'s network; on any failure it is removed and WeightsError says what
+    to fetch by hand and where to put it.
+    """
+    dest = Path(dest) if dest is not None else REPO_ROOT / spec.reference_path
+    part = dest.with_suffix(dest.suffix + ".part")
+    by_hand = f"download {spec.url} yourself and put it at {dest} (or set {spec.env}=PATH)"
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with urllib.request.urlopen(spec.url, timeout=timeout) as resp:
+            length = resp.headers.get("Content-Length") if resp.headers is not None else None
+            total = int(length) if length and length.isdigit() else None
+            got = 0
+            with open(part, "wb") as out, tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                                              desc=spec.filename, disable=not progress, leave=False) as bar:
+                while chunk := resp.read(1 << 20):
+                    out.write(chunk)
+                    got += len(chunk)
+                    bar.update(len(chunk))
+        if total is not None and got != total:
+            raise WeightsError(f"download of {spec.name} weights from {spec.url} stopped after {got} of "
+                               f"{total} bytes: {by_hand}")
+        try:
+            verify_weights(part, spec)
+        except WeightsError as exc:
+            raise WeightsError(f"downloaded file from {spec.url} is not usable ({exc}): {by_hand}") from exc
+        os.replace(part, dest)
+    except BaseException as exc:
+        part.unlink(missing_ok=True)
+        if isinstance(exc, (OSError, ValueError, http.client.HTTPException)):  # URLError, timeouts: OSError
+            raise WeightsError(f"could not download {spec.name} weights from {spec.url} ({_reason(exc)}): "
+                               f"{by_hand}") from exc
+        raise
+    return dest
+
+
+def _targets(dest_dir: str | None) -> list[tuple[WeightSpec, Path]]:
+    if dest_dir:
+        return [(spec, Path(dest_dir) / spec.filename) for spec in (SYNCNET, S3FD)]
+    return [(spec, REPO_ROOT / spec.reference_path) for spec in (SYNCNET, S3FD)]
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    for spec, dest in _targets(args.dest):
+        path = download(spec, dest, progress=not args.quiet)
+        print(f"{spec.name}: {path}")
+    return 0
+
+
+def _cmd_ensure(args: argparse.Namespace) -> int:
+    for spec, dest in _targets(args.dest):
+        try:
+            path = resolve_weights(spec)
+        except WeightsError:
+            path = download(spec, dest, progress=not args.quiet)
+        print(f"{spec.name}: {path}")
+    return 0
+
+
+def _cmd_where(args: argparse.Namespace) -> int:
+    missing = 0
+    for spec in (SYNCNET, S3FD):
+        try:
+            print(f"{spec.name}: {resolve_weights(spec)}")
+        except WeightsError as exc:
+            print(f"{spec.name}: {exc}")
+            missing += 1
+    return 2 if missing else 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m syncnet.weights download|ensure|where [--dest DIR]`: exit 0, or 2 with one line."""
+    from .cli import add_verbose, run_main
+
+    parser = argparse.ArgumentParser(prog="python -m syncnet.weights",
+                                     description="Fetch the published SyncNet and S3FD weights.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, func, text in (
+            ("download", _cmd_download, "download both files (to the reference's places, or DIR)"),
+            ("ensure", _cmd_ensure, "download only the files that cannot be found (see resolve_weights)"),
+            ("where", _cmd_where, "show which files would be used (exit 2 if one is missing)")):
+        cmd = sub.add_parser(name, help=text, description=text)
+        if name != "where":
+            cmd.add_argument("--dest", metavar="DIR", help="put the files in DIR instead of the reference's places")
+            cmd.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+        add_verbose(cmd)
+        cmd.set_defaults(func=func)
+    args = parser.parse_args(argv)
+    run_main(args.func, args)
+
+
+if __name__ == "__main__":
+    main()

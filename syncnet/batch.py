@@ -1,0 +1,134 @@
+"""Every video of a folder, analysed by a pool of threads that share one detector and one SyncNet.
+
+The networks are shared, not copied: each is wrapped so that one forward pass runs
+at a time (torch already spreads one pass over all cores; two at once would only
+fight for them), while the other threads decode, crop and encode with FFmpeg.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+from . import __version__
+from .errors import InputError, SyncNetError
+from .layout import Layout
+from .pipeline import FaceOptions, analyse_video
+from .results import track_record, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
+SUMMARY = "batch_processing_summary.json"
+
+
+class Serialised:
+    """Proxy that runs every method call of the wrapped object under one lock."""
+
+    def __init__(self, target, lock: threading.Lock):
+        self._target, self._lock = target, lock
+
+    def __getattr__(self, name):
+        attr = getattr(self._target, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            with self._lock:
+                return attr(*args, **kwargs)
+
+        return call
+
+
+def find_videos(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"--chunks_dir {folder} is not a directory")
+    videos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    if not videos:
+        raise InputError(f"no video files ({', '.join(VIDEO_SUFFIXES)}) in {folder}")
+    return videos
+
+
+def _parameters(opts: FaceOptions, vshift: int) -> dict:
+    return {"facedet_scale": opts.facedet_scale, "crop_scale": opts.crop_scale, "min_track": opts.min_track,
+            "frame_rate": opts.frame_rate, "num_failed_det": opts.num_failed_det,
+            "min_face_size": opts.min_face_size, "conf_th": opts.conf_th, "vshift": vshift}
+
+
+def process_folder(chunks_dir: str | Path, output_dir: str | Path, opts: FaceOptions, detector, model,
+                   max_workers: int = 2, vshift: int = 15, force: bool = False, visualise: bool = False,
+                   progress: bool = False) -> dict:
+    """Analyse every video of `chunks_dir` into OUTPUT_DIR/pyavi|pycrop|pywork/<stem>/; return the summary."""
+    from tqdm import tqdm
+
+    t_start = time.perf_counter()
+    videos = find_videos(chunks_dir)
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary_path = out / SUMMARY
+    params = _parameters(opts, vshift)
+    previous: dict = {}
+    if summary_path.exists() and not force:
+        try:
+            old = json.loads(summary_path.read_text())
+        except ValueError:
+            old = {}
+        if old.get("parameters") == params:
+            previous = {f["file"]: f for f in old.get("files", [])
+                        if f.get("status") in ("success", "no_faces")
+                        and (out / "pywork" / Path(f["file"]).stem / "offsets.txt").exists()}
+        elif old.get("parameters"):
+            raise InputError(f"{out} holds results made with other parameters; rerun with --force to redo them")
+    lock = threading.Lock()
+    shared_detector, shared_model = Serialised(detector, threading.Lock()), Serialised(model, threading.Lock())
+    records: dict[str, dict] = {name: rec for name, rec in previous.items()}
+    summary = {"software": {"name": "syncnet-batch", "version": __version__}, "chunks_dir": str(chunks_dir),
+               "parameters": params, "workers": max_workers, "files": [], "totals": {}, "wall_seconds": None}
+
+    def save() -> None:
+        with lock:
+            summary["files"] = [records[v.name] for v in videos if v.name in records]
+            status = [r["status"] for r in summary["files"]]
+            summary["totals"] = {"files": len(videos), "success": status.count("success"),
+                                 "no_faces": status.count("no_faces"), "failed": status.count("failed"),
+                                 "skipped": len(previous)}
+            summary["wall_seconds"] = round(time.perf_counter() - t_start, 3)
+            write_json_atomic(summary_path, summary)
+
+    def one(video: Path) -> dict:
+        t0 = time.perf_counter()
+        rec = {"file": video.name, "path": str(video), "status": "failed", "error": None, "tracks": []}
+        try:
+            analysis = analyse_video(video, Layout(out, video.stem), opts, detector=shared_detector,
+                                     model=shared_model, vshift=vshift, visualise=visualise)
+            tracks = []
+            for i, t in enumerate(analysis.tracks):
+                r = track_record(i, t.sync)
+                r.pop("framewise_conf")
+                tracks.append(r)
+            rec.update(status="success" if tracks else "no_faces", tracks=tracks)
+        except SyncNetError as exc:
+            rec["error"] = str(exc)
+        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
+            log.exception("%s failed", video.name)
+            rec["error"] = f"{type(exc).__name__}: {exc}"
+        rec["seconds"] = round(time.perf_counter() - t0, 3)
+        return rec
+
+    todo = [v for v in videos if v.name not in previous]
+    save()
+    with ThreadPoolExecutor(max_workers=max_workers) as pool:
+        futures = {pool.submit(one, v): v for v in todo}
+        for fut in tqdm(as_completed(futures), total=len(futures), desc="files", unit="file", disable=not progress):
+            rec = fut.result()
+            with lock:
+                records[rec["file"]] = rec
+            if rec["status"] == "failed":
+                log.error("%s failed: %s", rec["file"], rec["error"])
+            save()
+    save()
+    return summary

@@ -1,0 +1,483 @@
+"""A long source, chunk by chunk, with one detection pass over the source.
+
+Plan chunks -> one streamed decode of the source at 25 fps feeds S3FD and the shot
+detector -> as soon as detection has passed the end of a chunk, that chunk is cut,
+analysed as if on its own (its tracks from the shared detections, its crops from its
+own file, SyncNet on them) and recorded in the summary.  Overlapping chunks share
+the detections of their overlap, so S3FD runs once per source frame.
+
+Resume: the summary is rewritten atomically after every chunk, and the detection
+state (faces still needed, shot cuts, how far it got) is checkpointed with it; a
+rerun with the same parameters skips finished chunks and picks detection up where
+it stopped.  A rerun with other parameters is refused unless --force.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from . import __version__, media
+from .chunking import Chunk, ensure_writable_dir, plan_silence_chunks, plan_time_chunks
+from .errors import InputError, SyncNetError
+from .layout import Layout
+from .pipeline import Detections, FaceDetector, FaceOptions, analyse_video
+from .results import track_record, write_bytes_atomic, write_json_atomic
+from .scenes import SceneDetector
+
+log = logging.getLogger(__name__)
+
+SUMMARY = "processing_summary.json"
+SCHEMA_VERSION = 1
+# Detection state is checkpointed at least this often (frames), besides after every chunk.
+CHECKPOINT_EVERY = 1500
+
+
+@dataclass
+class LongVideoOptions:
+    """process_long_video.py's settings; `result_parameters()` are the ones results depend on."""
+
+    chunking: str = "time"
+    chunk_duration: float = 30.0
+    overlap: float = 5.0
+    threshold: float = -30.0
+    min_silence: float = 1.0
+    min_chunk: float = 5.0
+    faces: FaceOptions = field(default_factory=lambda: FaceOptions(min_track=5, min_face_size=10))
+    vshift: int = 15
+    sync_batch: int = 20
+    min_confidence: float | None = None
+    max_abs_offset: int | None = None
+    visualise: bool = True
+
+    def result_parameters(self) -> dict:
+        p = {"chunking": self.chunking, "vshift": self.vshift}
+        if self.chunking == "time":
+            p.update(chunk_duration=self.chunk_duration, overlap=self.overlap)
+        else:
+            p.update(threshold=self.threshold, min_silence=self.min_silence, min_chunk=self.min_chunk)
+        f = self.faces
+        p.update(facedet_scale=f.facedet_scale, crop_scale=f.crop_scale, min_track=f.min_track,
+                 frame_rate=f.frame_rate, num_failed_det=f.num_failed_det, min_face_size=f.min_face_size,
+                 conf_th=f.conf_th)
+        return p
+
+    def filter_parameters(self) -> dict:
+        return {"min_confidence": self.min_confidence, "max_abs_offset": self.max_abs_offset}
+
+    @property
+    def filtering(self) -> bool:
+        return self.min_confidence is not None or self.max_abs_offset is not None
+
+
+@dataclass
+class Paths:
+    out: Path
+
+    @property
+    def chunks(self) -> Path:
+        return self.out / "chunks"
+
+    @property
+    def audio(self) -> Path:
+        return self.out / "audio"
+
+    @property
+    def data(self) -> Path:
+        return self.out / "syncnet_data"
+
+    @property
+    def summary(self) -> Path:
+        return self.out / SUMMARY
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.data / ".detection_state.pckl"
+
+    @property
+    def filtered_chunks(self) -> Path:
+        return self.out / "filtered_chunks"
+
+    @property
+    def filtered_audio(self) -> Path:
+        return self.out / "filtered_audio"
+
+    def chunk_file(self, c: Chunk) -> Path:
+        return self.chunks / f"{c.name}.mp4"
+
+    def chunk_wav(self, c: Chunk) -> Path:
+        return self.audio / f"{c.name}.wav"
+
+    def layout(self, c: Chunk) -> Layout:
+        return Layout(self.data, c.name)
+
+
+def frame_range(chunk: Chunk, frame_rate: int) -> tuple[int, int]:
+    """The chunk's frames on the source's 25 fps grid: [a, b)."""
+    return int(round(chunk.start * frame_rate)), int(round(chunk.end * frame_rate))
+
+
+def filter_decision(record: dict, opts: LongVideoOptions) -> dict:
+    """Accept a chunk when its best track passes --min_confidence and --max_abs_offset."""
+    if not opts.filtering:
+        return {"enabled": False, "accepted": None, "reasons": []}
+    reasons = []
+    best = record.get("best_track")
+    if record["status"] != "success" or best is None:
+        reasons.append("no face track" if record["status"] == "no_faces" else f"status {record['status']}")
+    else:
+        if opts.min_confidence is not None and best["confidence"] < opts.min_confidence:
+            reasons.append(f"confidence {best['confidence']:.3f} < {opts.min_confidence:g}")
+        if opts.max_abs_offset is not None and abs(best["offset"]) > opts.max_abs_offset:
+            reasons.append(f"|offset| {abs(best['offset'])} > {opts.max_abs_offset}")
+    return {"enabled": True, "accepted": not reasons, "reasons": reasons}
+
+
+def _totals(chunks: list[dict]) -> dict:
+    status = [c["status"] for c in chunks]
+    accepted = [c["filter"]["accepted"] for c in chunks]
+    return {"chunks": len(chunks), "success": status.count("success"), "no_faces": status.count("no_faces"),
+            "failed": status.count("failed"), "pending": status.count("pending"),
+            "accepted": accepted.count(True), "rejected": accepted.count(False)}
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    dst.unlink(missing_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+class _Checkpoint:
+    """Detection state written beside the summary, so a rerun need not detect again."""
+
+    def __init__(self, path: Path, key: dict):
+        self.path, self.key = path, key
+
+    def load(self) -> dict | None:
+        try:
+            with open(self.path, "rb") as fh:
+                state = pickle.load(fh)
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
+            return None
+        return state if state.get("key") == self.key else None
+
+    def save(self, det: Detections, cuts: list[int], keep_from: int) -> None:
+        faces = det.faces[max(0, keep_from - det.first_frame):]
+        state = {"key": self.key, "first_frame": det.n_frames - len(faces), "faces": faces,
+                 "n_frames": det.n_frames, "cuts": list(cuts), "width": det.width, "height": det.height}
+        write_bytes_atomic(self.path, pickle.dumps(state))
+
+
+class LongVideoJob:
+    """One source into OUTPUT_DIR: chunks, their audio, per-chunk SyncNet data, one summary."""
+
+    def __init__(self, source: str | Path, output_dir: str | Path, opts: LongVideoOptions,
+                 detector: FaceDetector, model, force: bool = False, progress: bool = False):
+        self.source = Path(source)
+        self.paths = Paths(Path(output_dir))
+        self.opts = opts
+        self.detector = detector
+        self.model = model
+        self.force = force
+        self.progress = progress
+        self.timings: dict[str, float] = {}
+        self.detector_frames_this_run = 0
+
+    # ---------------------------------------------------------------- planning
+    def _plan(self, info: media.MediaInfo) -> list[Chunk]:
+        o = self.opts
+        if o.chunking == "time":
+            return plan_time_chunks(info.duration, o.chunk_duration, o.overlap)
+        if o.chunking == "silence":
+            if o.min_silence <= 0:
+                raise InputError(f"--min_silence must be positive (got {o.min_silence:g})")
+            silences = media.detect_silences(self.source, o.threshold, o.min_silence, info=info)
+            return plan_silence_chunks(info.duration, silences, o.min_chunk)
+        raise InputError(f"--chunking must be 'time' or 'silence' (got {o.chunking!r})")
+
+    def _timed(self, stage: str, t0: float) -> None:
+        self.timings[stage] = round(self.timings.get(stage, 0.0) + time.perf_counter() - t0, 3)
+
+    # ---------------------------------------------------------------- summary
+    def _new_summary(self, info: media.MediaInfo, chunks: list[Chunk]) -> dict:
+        fr = self.opts.faces.frame_rate
+        recs = []
+        for c in chunks:
+            a, b = frame_range(c, fr)
+            lay = self.paths.layout(c)
+            recs.append({
+                "index": c.index, "name": c.name, "start": c.start, "end": c.end,
+                "frame_start": a, "frame_end": b,
+                "files": {"chunk": str(self.paths.chunk_file(c)), "audio": str(self.paths.chunk_wav(c)),
+                          "pyavi": str(lay.avi_dir), "pycrop": str(lay.crop_dir), "pywork": str(lay.work_dir),
+                          "offsets": str(lay.work("offsets.txt")),
+                          "video_out": str(lay.video_out) if self.opts.visualise else None},
+                "status": "pending", "error": None, "tracks": [], "best_track": None,
+                "filter": {"enabled": self.opts.filtering, "accepted": None, "reasons": []},
+            })
+        w, h = info.display_size
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "software": {"name": "syncnet-longvideo", "version": __version__},
+            "input": {"path": str(self.source), "duration": info.duration, "fps": info.fps, "width": w,
+                      "height": h, "variable_frame_rate": info.variable_frame_rate},
+            "parameters": self.opts.result_parameters(),
+            "filter_parameters": self.opts.filter_parameters(),
+            "complete": False,
+            "source_frames": int(round(info.duration * fr)),
+            "detector_frames": 0,
+            "chunks": recs,
+            "totals": {},
+            "timings": {},
+        }
+
+    def _write_summary(self, summary: dict) -> None:
+        summary["totals"] = _totals(summary["chunks"])
+        summary["timings"] = {**self.timings, "detector_frames_this_run": self.detector_frames_this_run}
+        write_json_atomic(self.paths.summary, summary)
+
+    def _load_previous(self, fresh: dict) -> dict | None:
+        """The previous summary when its results can be reused; refuse a mix of parameters."""
+        path = self.paths.summary
+        if not path.exists():
+            return None
+        import json
+
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError):
+            log.warning("%s is unreadable; starting over", path)
+            return None
+        same_input = old.get("input", {}).get("duration") == fresh["input"]["duration"] and \
+            Path(old.get("input", {}).get("path", "")).name == self.source.name
+        same_params = old.get("parameters") == fresh["parameters"]
+        if same_input and same_params and not self.force:
+            return old
+        if not self.force:
+            what = "another input" if not same_input else "other parameters (" + ", ".join(
+                f"{k}: {old.get('parameters', {}).get(k)} -> {v}" for k, v in fresh["parameters"].items()
+                if old.get("parameters", {}).get(k) != v) + ")"
+            raise InputError(f"{self.paths.out} holds results made with {what}; rerun with --force to redo "
+                             "them, or choose another --output_dir")
+        log.warning("--force: redoing every chunk in %s", self.paths.out)
+        return None
+
+    def _clear_outputs(self) -> None:
+        for p in (self.paths.chunks, self.paths.audio, self.paths.data, self.paths.filtered_chunks,
+                  self.paths.filtered_audio):
+            shutil.rmtree(p, ignore_errors=True)
+
+    def _reusable(self, rec: dict) -> bool:
+        if rec.get("status") not in ("success", "no_faces"):
+            return False
+        files = rec.get("files", {})
+        needed = [files.get("chunk"), files.get("audio"), files.get("offsets")]
+        if self.opts.visualise and rec.get("status") == "success":
+            needed.append(files.get("video_out"))
+        return all(f and Path(f).exists() for f in needed)
+
+    # ---------------------------------------------------------------- the run
+    def run(self) -> dict:
+        t_start = time.perf_counter()
+        info = media.probe(self.source)
+        media.require_video(info)
+        media.require_audio(info)
+        ensure_writable_dir(self.paths.out)
+        t0 = time.perf_counter()
+        chunks = self._plan(info)
+        self._timed("plan", t0)
+        summary = self._new_summary(info, chunks)
+        previous = self._load_previous(summary)
+        if previous is None:
+            self._clear_outputs()
+        done = {r["index"]: r for r in (previous or {}).get("chunks", []) if self._reusable(r)}
+        for i, old in done.items():
+            if i < len(summary["chunks"]):
+                summary["chunks"][i] = {**old, "filter": filter_decision(old, self.opts)}
+        summary["detector_frames"] = (previous or {}).get("detector_frames", 0)
+        for d in (self.paths.chunks, self.paths.audio, self.paths.data):
+            d.mkdir(parents=True, exist_ok=True)
+        self._write_summary(summary)
+        todo = [c for c in chunks if c.index not in done]
+        if done:
+            log.warning("resuming: %d of %d chunks already done", len(done), len(chunks))
+        if todo:
+            self._analyse(info, chunks, todo, summary)
+        self._apply_filter(summary)
+        summary["complete"] = all(r["status"] != "pending" for r in summary["chunks"])
+        self._timed("total", t_start)
+        self._write_summary(summary)
+        return summary
+
+    def _analyse(self, info: media.MediaInfo, chunks: list[Chunk], todo: list[Chunk], summary: dict) -> None:
+        fr = self.opts.faces.frame_rate
+        bs = self.opts.faces.batch_size
+        key = {"source": str(self.source.resolve()), "duration": info.duration,
+               "parameters": self.opts.result_parameters()}
+        checkpoint = _Checkpoint(self.paths.checkpoint, key)
+        state = checkpoint.load()
+        ranges = {c.index: frame_range(c, fr) for c in chunks}
+        need_from = ranges[todo[0].index][0]
+        det = Detections()
+        scenes = SceneDetector()
+        resume_at = 0
+        if state and state["first_frame"] <= need_from:
+            # Continue detection where the last run stopped; keep what it found.
+            det = Detections(faces=state["faces"], width=state["width"], height=state["height"],
+                             first_frame=state["first_frame"])
+            resume_at = state["n_frames"]
+            scenes.restore(state["cuts"], resume_at)
+            log.warning("resuming detection at frame %d", resume_at)
+        total = summary["source_frames"]
+        queue = list(todo)
+        bar = tqdm(total=total, initial=resume_at, desc="detecting", unit="frame", disable=not self.progress,
+                   leave=False)
+        chunk_bar = tqdm(total=len(chunks), initial=len(chunks) - len(todo), desc="chunks", unit="chunk",
+                         disable=not self.progress)
+        last_checkpoint = resume_at
+        try:
+            # The frame before the resume point lets the shot detector compare as if it never stopped.
+            start = max(0, resume_at - 1)
+            t0 = time.perf_counter()
+            frames = media.iter_frames(self.source, fps=fr, batch_size=bs, start=start / fr, info=info)
+            first = start
+            for batch in frames:
+                self._timed("decode", t0)
+                if first < resume_at:  # the one frame shown to the shot detector only
+                    scenes.push(batch[: resume_at - first], first)
+                    batch, first = batch[resume_at - first:], resume_at
+                    if not len(batch):
+                        t0 = time.perf_counter()
+                        continue
+                t0 = time.perf_counter()
+                if not det.width:
+                    det.height, det.width = batch.shape[1:3]
+                det.add_batch(self.detector.detect_batch(batch[..., ::-1], conf_th=self.opts.faces.conf_th,
+                                                         scale=self.opts.faces.facedet_scale))
+                self.detector_frames_this_run += len(batch)
+                self._timed("detect", t0)
+                t0 = time.perf_counter()
+                scenes.push(batch, first)
+                self._timed("scenes", t0)
+                first += len(batch)
+                bar.update(len(batch))
+                summary["detector_frames"] = max(summary["detector_frames"], det.n_frames)
+                while queue and ranges[queue[0].index][1] <= det.n_frames:
+                    self._finish_chunk(queue.pop(0), det, scenes, ranges, summary, checkpoint, queue)
+                    chunk_bar.update(1)
+                    last_checkpoint = det.n_frames
+                if det.n_frames - last_checkpoint >= CHECKPOINT_EVERY:
+                    checkpoint.save(det, scenes.cuts, ranges[queue[0].index][0] if queue else det.n_frames)
+                    self._write_summary(summary)
+                    last_checkpoint = det.n_frames
+                t0 = time.perf_counter()
+            # The source ended: the last chunks end at the last decoded frame.
+            while queue:
+                self._finish_chunk(queue.pop(0), det, scenes, ranges, summary, checkpoint, queue)
+                chunk_bar.update(1)
+        finally:
+            bar.close()
+            chunk_bar.close()
+
+    def _finish_chunk(self, chunk: Chunk, det: Detections, scenes: SceneDetector, ranges: dict,
+                      summary: dict, checkpoint: _Checkpoint, queue: list[Chunk]) -> None:
+        rec = summary["chunks"][chunk.index]
+        a, b = ranges[chunk.index]
+        b = min(b, det.n_frames)
+        try:
+            self._analyse_chunk(chunk, det, scenes, a, b, rec)
+        except SyncNetError as exc:
+            log.error("%s failed: %s", chunk.name, exc)
+            rec.update(status="failed", error=str(exc), tracks=[], best_track=None)
+        except (OSError, RuntimeError, ValueError) as exc:
+            log.exception("%s failed", chunk.name)
+            rec.update(status="failed", error=f"{type(exc).__name__}: {exc}", tracks=[], best_track=None)
+        rec["filter"] = filter_decision(rec, self.opts)
+        keep_from = ranges[queue[0].index][0] if queue else det.n_frames
+        det.forget_before(keep_from)
+        checkpoint.save(det, scenes.cuts, keep_from)
+        self._write_summary(summary)
+
+    def _analyse_chunk(self, chunk: Chunk, det: Detections, scenes: SceneDetector, a: int, b: int,
+                       rec: dict) -> None:
+        fr = self.opts.faces.frame_rate
+        t0 = time.perf_counter()
+        chunk_file = self.paths.chunk_file(chunk)
+        start, end = media.cut(self.source, chunk_file, chunk.start, chunk.end)
+        rec.update(start=round(start, 6), end=round(end, 6))
+        wav = media.extract_audio(chunk_file, self.paths.chunk_wav(chunk), 16000, 1)
+        self._timed("cut", t0)
+        # The analysis grid starts at frame a (a/25 s); the chunk's sound starts at the
+        # snapped cut `start`.  Shift the sound by the difference so they meet exactly.
+        _, sound = media.read_wav(wav)
+        shift = int(round((a / fr - start) * 16000))
+        sound = sound[shift:] if shift >= 0 else np.concatenate([np.zeros(-shift, np.int16), sound])
+        window = det.window(a, b, scenes.scenes(det.n_frames))
+        t0 = time.perf_counter()
+        analysis = analyse_video(chunk_file, self.paths.layout(chunk), self.opts.faces, model=self.model,
+                                 vshift=self.opts.vshift, sync_batch=self.opts.sync_batch, detections=window,
+                                 audio=sound, visualise=self.opts.visualise)
+        self._timed("analyse", t0)
+        tracks = []
+        for i, t in enumerate(analysis.tracks):
+            r = track_record(i, t.sync)
+            r.pop("framewise_conf")
+            r.update(start_frame=int(t.track["frame"][0]), end_frame=int(t.track["frame"][-1]))
+            tracks.append(r)
+        best = max(tracks, key=lambda r: r["confidence"]) if tracks else None
+        rec.update(status="success" if tracks else "no_faces", error=None, tracks=tracks, best_track=best)
+
+    def _apply_filter(self, summary: dict) -> None:
+        if not self.opts.filtering:
+            return
+        for d in (self.paths.filtered_chunks, self.paths.filtered_audio):
+            shutil.rmtree(d, ignore_errors=True)
+            d.mkdir(parents=True)
+        for rec in summary["chunks"]:
+            rec["filter"] = filter_decision(rec, self.opts)
+            if rec["filter"]["accepted"]:
+                _link_or_copy(Path(rec["files"]["chunk"]), self.paths.filtered_chunks / f"{rec['name']}.mp4")
+                _link_or_copy(Path(rec["files"]["audio"]), self.paths.filtered_audio / f"{rec['name']}.wav")
+
+
+def report(summary: dict, out_dir: Path) -> str:
+    """The one-screen report printed at the end of a run."""
+    t = summary["totals"]
+    confs = [c["best_track"]["confidence"] for c in summary["chunks"] if c.get("best_track")]
+    lines = [
+        f"Input:      {summary['input']['path']} ({summary['input']['duration']:.1f} s)",
+        f"Chunks:     {t['chunks']} ({t['success']} with faces, {t['no_faces']} without, {t['failed']} failed)",
+        f"Detection:  {summary['detector_frames']} frames for {summary['source_frames']} source frames",
+    ]
+    if confs:
+        lines.append(f"Confidence: mean best-track confidence {np.mean(confs):.3f}")
+    if summary["chunks"] and summary["chunks"][0]["filter"]["enabled"]:
+        lines.append(f"Filter:     {t['accepted']} accepted, {t['rejected']} rejected "
+                     f"-> {out_dir / 'filtered_chunks'}")
+    failed = [c for c in summary["chunks"] if c["status"] == "failed"]
+    for c in failed[:5]:
+        lines.append(f"  failed {c['name']}: {c['error']}")
+    lines += [f"Outputs:    {out_dir / 'chunks'}, {out_dir / 'audio'}, {out_dir / 'syncnet_data'}",
+              f"Summary:    {out_dir / SUMMARY}"]
+    return "\n".join(lines)
+
+
+def process_long_video(source: str | Path, output_dir: str | Path, opts: LongVideoOptions,
+                       detector: FaceDetector, model, force: bool = False, progress: bool = False,
+                       on_summary: Callable[[dict], None] | None = None) -> dict:
+    """Run the long-video job and return its summary (also in OUTPUT_DIR/processing_summary.json)."""
+    summary = LongVideoJob(source, output_dir, opts, detector, model, force=force, progress=progress).run()
+    if on_summary:
+        on_summary(summary)
+    return summary
+

@@ -1,0 +1,405 @@
+"""One video, as the reference's run_pipeline.py does it: detect -> scenes -> tracks -> crops.
+
+The stages take frame batches (any iterable of (B, H, W, 3) BGR arrays) and a
+detector object, so tests can pass generated frames and a test double, and the
+long-video job can share one detection pass between overlapping chunks.
+
+Memory stays bounded: detection keeps only boxes; the crop pass decodes the video
+again and holds only the crops of the tracks that are still open.
+"""
+from __future__ import annotations
+
+import logging
+import pickle
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from . import media
+from .cropping import CropResult, TrackCropper
+from .errors import InputError
+from .layout import Layout, staged
+from .results import write_bytes_atomic, write_json_atomic
+from .scenes import SceneDetector, scene_list_for_pickle
+from .tracking import track_shot
+
+log = logging.getLogger(__name__)
+
+
+class FaceDetector(Protocol):
+    def detect_batch(self, images_rgb: np.ndarray, conf_th: float, scale: float) -> list[np.ndarray]: ...
+
+
+@dataclass
+class FaceOptions:
+    """The reference's run_pipeline.py settings (its flag names and defaults)."""
+
+    facedet_scale: float = 0.25
+    crop_scale: float = 0.40
+    min_track: int = 100
+    frame_rate: int = 25
+    num_failed_det: int = 25
+    min_face_size: int = 100
+    batch_size: int = 16
+    conf_th: float = 0.9  # the reference's detection threshold
+
+
+@dataclass
+class Detections:
+    """Per-frame faces in the reference's faces.pckl format, and the shots.
+
+    `faces[i]` holds the faces of frame `first_frame + i`, so a long job can drop the
+    frames it no longer needs and keep memory flat.
+    """
+
+    faces: list[list[dict]] = field(default_factory=list)
+    scenes: list[tuple[int, int]] = field(default_factory=list)
+    width: int = 0
+    height: int = 0
+    first_frame: int = 0
+
+    @property
+    def n_frames(self) -> int:
+        """Frames seen so far (the end of the detected range)."""
+        return self.first_frame + len(self.faces)
+
+    def faces_of(self, frame: int) -> list[dict]:
+        return self.faces[frame - self.first_frame]
+
+    def add_batch(self, boxes: list[np.ndarray]) -> None:
+        first = self.n_frames
+        for k, frame_boxes in enumerate(boxes):
+            self.faces.append([{"frame": first + k, "bbox": b[:-1].tolist(), "conf": float(b[-1])}
+                               for b in np.asarray(frame_boxes, dtype=np.float64).reshape(-1, 5)])
+
+    def window(self, start: int, end: int, scenes: list[tuple[int, int]]) -> Detections:
+        """Frames [start, end) as a video of their own: frames and shots numbered from `start`."""
+        faces = [[{**face, "frame": face["frame"] - start} for face in self.faces_of(i)] for i in range(start, end)]
+        clipped = [(max(s, start) - start, min(e, end) - start) for s, e in scenes if min(e, end) > max(s, start)]
+        return Detections(faces=faces, scenes=clipped or [(0, end - start)], width=self.width, height=self.height)
+
+    def forget_before(self, frame: int) -> None:
+        drop = min(max(0, frame - self.first_frame), len(self.faces))
+        del self.faces[:drop]
+        self.first_frame += drop
+
+
+def detect_video(batches: Iterable[np.ndarray], detector: FaceDetector, opts: FaceOptions,
+                 sinks: Iterable[Callable[[np.ndarray, int], None]] = ()) -> Detections:
+    """Faces (score > opts.conf_th) and shot boundaries of every frame, in one pass.
+
+    `sinks` see every batch with its first frame number (to write video.avi or
+    JPEG frames from the same decode).
+    """
+    det = Detections()
+    scenes = SceneDetector()
+    sinks = list(sinks)
+    for batch in batches:
+        first = det.n_frames
+        if not det.width:
+            det.height, det.width = batch.shape[1:3]
+        det.add_batch(detector.detect_batch(batch[..., ::-1], conf_th=opts.conf_th, scale=opts.facedet_scale))
+        scenes.push(batch, first)
+        for sink in sinks:
+            sink(batch, first)
+    det.scenes = scenes.scenes(det.n_frames)
+    return det
+
+
+def find_tracks(det: Detections, opts: FaceOptions) -> list[dict]:
+    """The reference's track_shot on every shot of at least min_track frames."""
+    tracks: list[dict] = []
+    for s, e in det.scenes:
+        if e - s < opts.min_track:
+            continue
+        shot = [[dict(face) for face in det.faces_of(i)] for i in range(s, e)]
+        tracks.extend(track_shot(shot, num_failed_det=opts.num_failed_det, min_track=opts.min_track,
+                                 min_face_size=opts.min_face_size))
+    return tracks
+
+
+def crop_tracks(batches: Iterable[np.ndarray], tracks: list[dict], crop_scale: float,
+                offsets: list[int] | None = None,
+                on_done: Callable[[int, CropResult], None] | None = None,
+                tail_tolerance: int = 0) -> list[CropResult | None]:
+    """Crop every track in one pass over the frames.
+
+    Track i's frame numbers count from `offsets[i]` in the frame stream.  Each track's
+    result goes to `on_done(i, result)` as soon as its last frame is cropped; it is
+    also returned unless `on_done` is given (then the list holds None), so a caller
+    can write or evaluate a track and let its crops go.  When the stream ends up to
+    `tail_tolerance` frames early (a re-encoded chunk can decode to one frame fewer
+    than its source range), the last frame stands in for the missing ones.
+    """
+    offsets = offsets or [0] * len(tracks)
+    croppers = [TrackCropper(t, crop_scale) for t in tracks]
+    first_abs = [int(t["frame"][0]) + o for t, o in zip(tracks, offsets)]
+    last_abs = [int(t["frame"][-1]) + o for t, o in zip(tracks, offsets)]
+    buffers: dict[int, np.ndarray] = {}
+    results: list[CropResult | None] = [None] * len(tracks)
+    order = sorted(range(len(tracks)), key=lambda i: first_abs[i])
+    pending = 0
+    open_ids: list[int] = []
+    frame_no = 0
+
+    def finish(i: int) -> None:
+        result = CropResult(crops=buffers.pop(i), x=croppers[i].x, y=croppers[i].y, s=croppers[i].s)
+        if on_done is not None:
+            on_done(i, result)
+        else:
+            results[i] = result
+
+    def stream() -> Iterator[np.ndarray]:
+        image = None
+        for batch in batches:
+            yield from batch
+            image = batch[-1]
+        if image is not None:
+            for _ in range(tail_tolerance):
+                yield image
+
+    for image in stream():
+        if pending == len(order) and not open_ids:
+            break
+        while pending < len(order) and first_abs[order[pending]] <= frame_no:
+            i = order[pending]
+            buffers[i] = np.empty((len(tracks[i]["frame"]), 224, 224, 3), np.uint8)
+            open_ids.append(i)
+            pending += 1
+        for i in list(open_ids):
+            buffers[i][frame_no - first_abs[i]] = croppers[i].crop(frame_no - offsets[i], image)
+            if frame_no == last_abs[i]:
+                open_ids.remove(i)
+                finish(i)
+        frame_no += 1
+    if open_ids or pending < len(order):
+        missing = sorted(open_ids + order[pending:])
+        raise InputError(f"the video ended at frame {frame_no} before face tracks {missing} did "
+                         "(it decodes to fewer frames than at detection)")
+    return results
+
+
+@dataclass
+class TrackOutput:
+    """What is kept of a track once its crops are written: smoothed boxes and its SyncNet result."""
+
+    track: dict
+    x: np.ndarray
+    y: np.ndarray
+    s: np.ndarray
+    sync: object | None = None  # evaluate.SyncResult when SyncNet ran
+
+
+@dataclass
+class VideoAnalysis:
+    layout: Layout
+    detections: Detections
+    tracks: list[TrackOutput]
+    n_frames: int
+
+    @property
+    def sync_results(self) -> list:
+        return [t.sync for t in self.tracks]
+
+
+def track_audio(audio: np.ndarray, track: dict, frame_rate: int, sample_rate: int = 16000) -> np.ndarray:
+    """The track's slice of the sound: frames first..last+1 at the frame rate (as the reference)."""
+    a = int(round(int(track["frame"][0]) / frame_rate * sample_rate))
+    b = int(round((int(track["frame"][-1]) + 1) / frame_rate * sample_rate))
+    return audio[a:b]
+
+
+def write_track_video(path: Path, crops: np.ndarray, audio: np.ndarray, frame_rate: int) -> None:
+    """pycrop/R/0000i.avi: a track's crops at the frame rate with its slice of sound."""
+    wav = path.with_name(f".{path.stem}.wav")
+    media.write_wav(wav, audio)
+    try:
+        with media.VideoWriter(path, frame_rate, (224, 224), audio_wav=wav) as writer:
+            for crop in crops:
+                writer.write(crop)
+    finally:
+        wav.unlink(missing_ok=True)
+
+
+def write_track_files(layout: Layout, det: Detections, tracks: list[TrackOutput], frame_rate: int) -> None:
+    """faces.pckl, scene.pckl, tracks.pckl (the reference's pickles) and tracks.json."""
+    work = layout.work_dir
+    work.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(work / "faces.pckl", pickle.dumps(det.faces))
+    write_bytes_atomic(work / "scene.pckl", pickle.dumps(scene_list_for_pickle(det.scenes, frame_rate)))
+    vidtracks = [{"track": t.track, "proc_track": {"x": t.x, "y": t.y, "s": t.s}} for t in tracks]
+    write_bytes_atomic(work / "tracks.pckl", pickle.dumps(vidtracks))
+    write_json_atomic(work / "tracks.json", {
+        "frame_rate": frame_rate,
+        "n_frames": det.n_frames,
+        "scenes": [list(sc) for sc in det.scenes],
+        "tracks": [{"frame": t.track["frame"], "bbox": t.track["bbox"],
+                    "proc_track": {"x": t.x, "y": t.y, "s": t.s}} for t in tracks],
+    })
+
+
+class _FrameDump:
+    """pyframes/R/000001.jpg ... (the reference's frame dump), only with --keep_frames."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, batch: np.ndarray, first: int) -> None:
+        for k, frame in enumerate(batch):
+            cv2.imwrite(str(self.folder / f"{first + k + 1:06d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
+
+
+class _AviSink:
+    """pyavi/R/video.avi: the 25 fps video with its sound, written from a decode we do anyway."""
+
+    def __init__(self, path: Path, audio_wav: Path, fps: int):
+        self.path, self.audio_wav, self.fps = path, audio_wav, fps
+        self.writer: media.VideoWriter | None = None
+
+    def __call__(self, batch: np.ndarray, first: int) -> None:
+        if self.writer is None:
+            self.writer = media.VideoWriter(self.path, self.fps, (batch.shape[2], batch.shape[1]),
+                                            audio_wav=self.audio_wav)
+        for frame in batch:
+            self.writer.write(frame)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+
+
+def _tee(batches: Iterable[np.ndarray], sinks: list) -> Iterator[np.ndarray]:
+    first = 0
+    for batch in batches:
+        for sink in sinks:
+            sink(batch, first)
+        first += len(batch)
+        yield batch
+
+
+def _progress_batches(batches: Iterable[np.ndarray], total: int | None, desc: str,
+                      progress: bool) -> Iterator[np.ndarray]:
+    with tqdm(total=total, desc=desc, unit="frame", disable=not progress, leave=False) as bar:
+        for batch in batches:
+            yield batch
+            bar.update(len(batch))
+
+
+def analyse_video(videofile: str | Path, layout: Layout, opts: FaceOptions, detector: FaceDetector | None = None,
+                  model=None, vshift: int = 15, sync_batch: int = 20, detections: Detections | None = None,
+                  audio: np.ndarray | None = None, visualise: bool = False, keep_frames: bool = False,
+                  progress: bool = False) -> VideoAnalysis:
+    """One video into the reference's layout: run_pipeline.py, and with a `model` also
+    run_syncnet.py (on the crops in memory) and, with `visualise`, run_visualise.py.
+
+    `detections` (frames numbered from this video's first frame) replaces the detection
+    pass, as the long-video job does with its shared pass; `audio` (16 kHz int16,
+    aligned to the first frame) replaces reading the file's sound.  Outputs are built
+    in a staging directory and swapped in only when complete.
+    """
+    from .evaluate import evaluate_sync
+    from .results import write_sync_results
+
+    info = media.probe(videofile)
+    media.require_video(info)
+    media.require_audio(info)
+    expected = int(round(info.duration * opts.frame_rate))
+    kinds = ("pyavi", "pycrop", "pywork") + (("pyframes",) if keep_frames else ())
+    with staged(layout, kinds) as stage:
+        if audio is None:
+            audio = media.read_audio(videofile, 16000)
+        media.write_wav(stage.audio_wav, audio)
+        avi = _AviSink(stage.video_avi, stage.audio_wav, opts.frame_rate)
+        sinks: list = [avi] + ([_FrameDump(stage.frames_dir)] if keep_frames else [])
+        outputs: dict[int, TrackOutput] = {}
+
+        def frames(desc: str, total: int | None) -> Iterator[np.ndarray]:
+            batches = media.iter_frames(videofile, fps=opts.frame_rate, batch_size=opts.batch_size, info=info)
+            return _progress_batches(batches, total, desc, progress)
+
+        try:
+            shared = detections
+            if detections is None:
+                if detector is None:
+                    raise ValueError("analyse_video needs a detector or detections")
+                detections = detect_video(frames("detecting", expected), detector, opts, sinks)
+                sinks = []
+            tracks = find_tracks(detections, opts)
+            if not tracks:
+                log.warning("no face tracks found in %s", videofile)
+
+            def done(i: int, result: CropResult) -> None:
+                sound = track_audio(audio, tracks[i], opts.frame_rate)
+                write_track_video(stage.track_video(i), result.crops, sound, opts.frame_rate)
+                sync = None
+                if model is not None:
+                    sync = evaluate_sync(model, result.crops, sound, vshift=vshift, batch_size=sync_batch)
+                outputs[i] = TrackOutput(tracks[i], result.x, result.y, result.s, sync)
+
+            if tracks or sinks:
+                batches = _tee(frames("cropping", detections.n_frames), sinks)
+                crop_tracks(batches, tracks, opts.crop_scale, on_done=done,
+                            tail_tolerance=0 if shared is None else 2)
+                for _ in batches:  # the sinks (video.avi) want the frames after the last track too
+                    pass
+        except BaseException:
+            avi.abort()
+            raise
+        avi.close()
+        kept = [outputs[i] for i in range(len(tracks))]
+        write_track_files(stage, detections, kept, opts.frame_rate)
+        if model is not None:
+            write_sync_results(stage.work_dir, [t.sync for t in kept],
+                               [stage.track_video(i).name for i in range(len(kept))], vshift)
+            if visualise:
+                from .visualise import write_visualisation
+
+                write_visualisation(stage, opts.frame_rate)
+    return VideoAnalysis(layout=layout, detections=detections, tracks=kept, n_frames=detections.n_frames)
+
+
+def sync_report(result) -> str:
+    """The reference's three lines, which existing log parsers read."""
+    return "AV offset: \t%d \nMin dist: \t%.3f\nConfidence: \t%.3f" % (
+        int(result.offset), float(result.min_dist), float(result.confidence))
+
+
+def evaluate_track_file(path: str | Path, model, vshift: int = 15, batch_size: int = 20,
+                        report: Callable[[str], None] | None = None):
+    """SyncNet on one 224x224 face video: frames decoded once at 25 fps into memory, sound at 16 kHz."""
+    from .evaluate import evaluate_sync
+
+    info = media.probe(path)
+    media.require_video(info)
+    if not info.has_audio:
+        raise InputError(f"{path} has no audio stream: SyncNet needs the sound of the face track")
+    if info.display_size != (224, 224):
+        raise InputError(f"{path} is {info.display_size[0]}x{info.display_size[1]}: SyncNet takes 224x224 "
+                         "face crops (make them with run_pipeline.py)")
+    frames = media.read_frames(path, fps=25)
+    audio = media.read_audio(path, 16000)
+    result = evaluate_sync(model, frames, audio, vshift=vshift, batch_size=batch_size)
+    if report is not None:
+        report(sync_report(result))
+    return result
+
+
+def evaluate_tracks(layout: Layout, model, vshift: int = 15, batch_size: int = 20,
+                    report: Callable[[str], None] | None = None) -> list:
+    """Every track video of pycrop/R (sorted) -> pywork/R/offsets.txt, offsets.json, activesd.pckl."""
+    from .results import write_sync_results
+
+    files = layout.track_videos()
+    results = [evaluate_track_file(f, model, vshift=vshift, batch_size=batch_size, report=report) for f in files]
+    write_sync_results(layout.work_dir, results, [f.name for f in files], vshift)
+    return results

@@ -1,0 +1,139 @@
+"""The long-video job: known offsets end to end, shared detection, summary, resume, filter."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+
+import pytest
+
+from syncnet.longvideo import LongVideoOptions, process_long_video
+from syncnet.pipeline import FaceOptions
+from tests.conftest import REPO
+from tests.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, known_offset_clip
+
+
+def options(**kw) -> LongVideoOptions:
+    base = dict(chunk_duration=20.0, overlap=5.0, faces=FaceOptions(min_track=5, min_face_size=10, batch_size=32),
+                visualise=False)
+    base.update(kw)
+    return LongVideoOptions(**base)
+
+
+@pytest.mark.parametrize("k", [-5, 0, 7])
+def test_known_offsets_every_chunk(tmp_path, k):
+    """70 s at 30 fps, 20 s chunks with 5 s overlap: every chunk reports offset k."""
+    src = known_offset_clip(tmp_path / f"src_{k}.mp4", 70.0, k, fps=Fraction(30))
+    detector = FixedBoxDetector()
+    summary = process_long_video(src, tmp_path / "out", options(visualise=(k == 7)), detector,
+                                 BrightnessLoudnessSyncNet())
+    chunks = summary["chunks"]
+    assert [(c["start"], c["end"]) for c in chunks] == [(0, 20), (15, 35), (30, 50), (45, 65), (60, 70)]
+    for c in chunks:
+        assert c["status"] == "success", c
+        assert len(c["tracks"]) == 1
+        assert c["best_track"]["offset"] == k, (c["name"], c["best_track"])
+        assert c["best_track"]["confidence"] > 0.5
+    # S3FD ran once per source frame at 25 fps, not once per chunk frame.
+    assert detector.frames == summary["detector_frames"] == 1750
+    assert summary["totals"] == {"chunks": 5, "success": 5, "no_faces": 0, "failed": 0, "pending": 0,
+                                 "accepted": 0, "rejected": 0}
+    out = tmp_path / "out"
+    line = (out / "syncnet_data/pywork/chunk_002/offsets.txt").read_text()
+    assert line.startswith(f"TRACK 0: OFFSET {k}, CONF ")
+    if k == 7:
+        assert (out / "syncnet_data/pyavi/chunk_000/video_out.avi").stat().st_size > 0
+
+
+def test_layout_summary_and_filter(tmp_path):
+    src = known_offset_clip(tmp_path / "src.mp4", 24.0, 2, fps=Fraction(25))
+    opts = options(chunk_duration=10.0, overlap=2.0, max_abs_offset=1)
+    summary = process_long_video(src, tmp_path / "out", opts, FixedBoxDetector(), BrightnessLoudnessSyncNet())
+    out = tmp_path / "out"
+    names = [c["name"] for c in summary["chunks"]]
+    assert names == ["chunk_000", "chunk_001", "chunk_002"]
+    for n in names:
+        assert (out / "chunks" / f"{n}.mp4").exists()
+        assert (out / "audio" / f"{n}.wav").exists()
+        for kind, files in (("pyavi", ["video.avi", "audio.wav"]), ("pycrop", ["00000.avi"]),
+                            ("pywork", ["faces.pckl", "scene.pckl", "tracks.pckl", "tracks.json",
+                                        "offsets.txt", "offsets.json", "activesd.pckl"])):
+            for f in files:
+                assert (out / "syncnet_data" / kind / n / f).exists(), (kind, n, f)
+    on_disk = json.loads((out / "processing_summary.json").read_text())
+    assert on_disk["complete"] and on_disk["totals"]["rejected"] == 3
+    for c in on_disk["chunks"]:
+        assert c["filter"] == {"enabled": True, "accepted": False, "reasons": ["|offset| 2 > 1"]}
+    assert sorted(os.listdir(out / "filtered_chunks")) == []
+    opts2 = options(chunk_duration=10.0, overlap=2.0, max_abs_offset=2)
+    summary2 = process_long_video(src, tmp_path / "out", opts2, FixedBoxDetector(), BrightnessLoudnessSyncNet())
+    assert summary2["totals"]["accepted"] == 3
+    assert sorted(os.listdir(out / "filtered_chunks")) == [f"{n}.mp4" for n in names]
+    assert sorted(os.listdir(out / "filtered_audio")) == [f"{n}.wav" for n in names]
+    assert os.stat(out / "filtered_chunks/chunk_000.mp4").st_ino == os.stat(out / "chunks/chunk_000.mp4").st_ino
+
+
+def test_changed_parameters_are_refused_without_force(tmp_path):
+    from syncnet.errors import InputError
+
+    src = known_offset_clip(tmp_path / "src.mp4", 12.0, 0)
+    out = tmp_path / "out"
+    process_long_video(src, out, options(chunk_duration=6.0, overlap=1.0), FixedBoxDetector(),
+                       BrightnessLoudnessSyncNet())
+    with pytest.raises(InputError, match="--force"):
+        process_long_video(src, out, options(chunk_duration=5.0, overlap=1.0), FixedBoxDetector(),
+                           BrightnessLoudnessSyncNet())
+    before = json.loads((out / "processing_summary.json").read_text())
+    assert before["parameters"]["chunk_duration"] == 6.0
+    s = process_long_video(src, out, options(chunk_duration=5.0, overlap=1.0), FixedBoxDetector(),
+                           BrightnessLoudnessSyncNet(), force=True)
+    assert s["parameters"]["chunk_duration"] == 5.0 and s["totals"]["success"] == len(s["chunks"])
+
+
+def test_resume_after_sigkill(tmp_path):
+    """Kill the job mid-run, run it again: finished chunks are kept, the summary ends as an uninterrupted run's."""
+    src = known_offset_clip(tmp_path / "src.mp4", 40.0, 3)
+    script = tmp_path / "job.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(REPO)!r})\n"
+        "from tests.test_longvideo import options\n"
+        "from tests.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector\n"
+        "from syncnet.longvideo import process_long_video\n"
+        "import time\n"
+        "class Slow(FixedBoxDetector):\n"
+        "    def detect_batch(self, images, conf_th=0.9, scale=0.25):\n"
+        "        time.sleep(0.05)\n"
+        "        return super().detect_batch(images, conf_th, scale)\n"
+        "process_long_video(sys.argv[1], sys.argv[2], options(chunk_duration=8.0, overlap=2.0), Slow(),\n"
+        "                   BrightnessLoudnessSyncNet())\n")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, str(script), str(src), str(out)])
+    summary_path = out / "processing_summary.json"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if summary_path.exists():
+            s = json.loads(summary_path.read_text())
+            if s["totals"].get("success", 0) >= 2:
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = json.loads(summary_path.read_text())  # valid JSON after a kill
+    assert 2 <= partial["totals"]["success"] < len(partial["chunks"])
+    resumed = process_long_video(src, out, options(chunk_duration=8.0, overlap=2.0), FixedBoxDetector(),
+                                 BrightnessLoudnessSyncNet())
+    clean = process_long_video(src, tmp_path / "clean", options(chunk_duration=8.0, overlap=2.0),
+                               FixedBoxDetector(), BrightnessLoudnessSyncNet())
+
+    def strip(s):
+        return [{k: v for k, v in c.items() if k != "files"} for c in s["chunks"]]
+
+    assert strip(resumed) == strip(clean)
+    assert resumed["totals"] == clean["totals"]
+    assert resumed["detector_frames"] == clean["detector_frames"] == 1000
+    assert resumed["timings"]["detector_frames_this_run"] < 1000
