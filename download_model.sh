@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Fetch the published SyncNet and S3FD weights to data/ and detectors/s3fd/weights/
-# (the reference's script name; it runs `python -m syncnet.weights download`).
+# The reference's script name: fetch syncnet_v2.model to data/ and sfd_face.pth to
+# detectors/s3fd/weights/ (or both to --dest DIR), each checked before it is kept.
+# It runs `python -m syncnet.weights download`, with the repository's .venv if present.
 set -euo pipefail
-cd "$(dirname "$0")"
-PY=python3
-[ -x .venv/bin/python ] && PY=.venv/bin/python
-exec "$PY" -m syncnet.weights download "$@"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+py=python3
+if [ -x "$here/.venv/bin/python" ]; then py="$here/.venv/bin/python"; fi
+PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" exec "$py" -m syncnet.weights download "$@"

@@ -154,11 +154,14 @@ def sync_from_distances(dists: torch.Tensor, vshift: int, n_frames: int) -> Sync
         minval, minidx = torch.min(mdist, 0)
         median = torch.median(mdist)
         fconf = (median - dists[:, minidx]).numpy()
+    # medfilt zero-pads the ends; padding them ourselves gives the same numbers without
+    # scipy's warning on tracks shorter than the kernel.
+    half = MEDFILT_KERNEL // 2
+    framewise = signal.medfilt(np.pad(fconf, half), kernel_size=MEDFILT_KERNEL)[half:-half].astype(np.float32)
     return SyncResult(offset=int(vshift - int(minidx)), confidence=float(median - minval),
                       min_dist=float(minval), median_dist=float(median),
                       dists=dists.numpy().astype(np.float32, copy=False),
-                      framewise_conf=signal.medfilt(fconf, kernel_size=MEDFILT_KERNEL).astype(np.float32),
-                      n_frames=n_frames, vshift=vshift)
+                      framewise_conf=framewise, n_frames=n_frames, vshift=vshift)
 
 
 def sync_from_features(lip: torch.Tensor, aud: torch.Tensor, vshift: int = 15,

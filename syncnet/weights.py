@@ -161,7 +161,7 @@ def download(spec: WeightSpec, dest: str | Path | None = None, timeout: float = 
     to hold `spec`'s network; on any failure it is removed and WeightsError says what
     to fetch by hand and where to put it.
     """
-    dest = Path(dest) if dest is not None else REPO_ROOT / spec.reference_path
+    dest = Path(dest).expanduser().absolute() if dest is not None else REPO_ROOT / spec.reference_path
     part = dest.with_suffix(dest.suffix + ".part")
     by_hand = f"download {spec.url} yourself and put it at {dest} (or set {spec.env}=PATH)"
     try:
@@ -211,7 +211,9 @@ def _cmd_ensure(args: argparse.Namespace) -> int:
         try:
             path = resolve_weights(spec)
         except WeightsError:
-            path = download(spec, dest, progress=not args.quiet)
+            # A set but dangling $ENV wins over every other place, so fill that one in.
+            env = os.environ.get(spec.env)
+            path = download(spec, Path(env) if env and not args.dest else dest, progress=not args.quiet)
         print(f"{spec.name}: {path}")
     return 0
 

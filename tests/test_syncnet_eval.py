@@ -1,0 +1,189 @@
+"""SyncNet evaluation: the reference's numbers on the parity case, windows, and bad input."""
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+import torch
+from scipy.io import wavfile
+
+from syncnet import InputError, SyncResult, evaluate_sync, load_syncnet
+from syncnet.audio import mfcc
+from syncnet.evaluate import embed_windows, shift_distances, sync_from_features
+from syncnet.model import SyncNetModel
+
+RTOL, ATOL = 1e-4, 1e-3
+
+
+@pytest.fixture(scope="module")
+def case(parity_dir):
+    d = parity_dir / "syncnet_eval"
+    rate, audio = wavfile.read(d / "audio.wav")
+    assert rate == 16000
+    return {"frames": np.load(d / "frames.npz")["bgr"], "audio": audio,
+            "expected": json.loads((d / "expected.json").read_text()),
+            "dists": np.load(d / "dists.npy"), "fconf": np.load(d / "framewise_conf.npy")}
+
+
+@pytest.fixture(scope="module")
+def parity_result(case, syncnet_weights):
+    model = load_syncnet(syncnet_weights, device="cpu")
+    exp = case["expected"]
+    return evaluate_sync(model, case["frames"], case["audio"], vshift=exp["vshift"], batch_size=exp["batch_size"])
+
+
+def test_state_dict_matches_published_manifest(parity_dir):
+    manifest = json.loads((parity_dir.parent / "manifest_syncnet.json").read_text())["keys"]
+    ours = [(k, list(v.shape)) for k, v in SyncNetModel().state_dict().items()
+            if not k.endswith("num_batches_tracked")]
+    assert ours == [(k, list(s)) for k, s in manifest]
+
+
+def test_parity_with_reference(case, parity_result):
+    exp, res = case["expected"], parity_result
+    assert isinstance(res, SyncResult)
+    assert res.offset == exp["offset"]
+    assert res.n_frames == exp["n_frames"]
+    for name in ("confidence", "min_dist", "median_dist"):
+        np.testing.assert_allclose(getattr(res, name), exp[name], rtol=RTOL, atol=ATOL, err_msg=name)
+    assert res.dists.dtype == np.float32 and res.dists.shape == case["dists"].shape
+    np.testing.assert_allclose(res.dists, case["dists"], rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(res.framewise_conf, case["fconf"], rtol=RTOL, atol=ATOL)
+    assert res.n_windows == len(case["frames"]) - 5
+
+
+def test_load_syncnet_is_in_eval_mode_on_the_device(syncnet_weights):
+    model = load_syncnet(syncnet_weights, device="cpu")
+    assert not model.training
+    assert next(model.parameters()).device.type == "cpu"
+    with pytest.raises(InputError, match="device"):
+        load_syncnet(syncnet_weights, device="tpu:7")
+
+
+class WindowProbe(torch.nn.Module):
+    """Returns its inputs as features: lip = the 5 frame means per channel, audio = the MFCC window."""
+
+    def forward_lip(self, x):  # (N, 3, 5, H, W)
+        return x.mean(dim=(3, 4)).flatten(1)
+
+    def forward_aud(self, x):  # (N, 1, 13, 20)
+        return x.flatten(1)
+
+
+class FrameMeans(torch.nn.Module):
+    """Cheap same-size features: each frame's brightness, each frame's mean MFCC energy (c0)."""
+
+    def forward_lip(self, x):
+        return x.mean(dim=(1, 3, 4))
+
+    def forward_aud(self, x):
+        return x[:, 0, 0, :].reshape(len(x), 5, 4).mean(dim=2)
+
+
+def _clip(n_frames: int, n_samples: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, (n_frames, 224, 224, 3), dtype=np.uint8)
+    audio = (rng.standard_normal(n_samples) * 3000).astype(np.int16)
+    return frames, audio
+
+
+def test_windows_are_the_reference_slices():
+    frames, audio = _clip(31, 31 * 640)
+    lip, aud = embed_windows(WindowProbe(), frames, audio, batch_size=7)
+    n_win = 31 - 5
+    assert lip.shape[0] == aud.shape[0] == n_win
+    means = frames.astype(np.float64).mean(axis=(1, 2))  # (T, 3) in B, G, R order
+    cc = mfcc(audio).astype(np.float32)
+    for i in (0, 6, 7, 13, n_win - 1):  # either side of batch boundaries
+        np.testing.assert_allclose(lip[i].numpy(), means[i:i + 5].T.ravel(), rtol=1e-5)
+        np.testing.assert_array_equal(aud[i].numpy(), cc[:, 4 * i:4 * i + 20].ravel())
+
+
+def test_vectorised_distances_equal_the_reference_loop():
+    gen = torch.Generator().manual_seed(1)
+    lip, aud = torch.randn(40, 16, generator=gen), torch.randn(40, 16, generator=gen)
+    vshift = 6
+    padded = torch.nn.functional.pad(aud, (0, 0, vshift, vshift))
+    loop = torch.stack([torch.nn.functional.pairwise_distance(lip[[i], :].repeat(2 * vshift + 1, 1),
+                                                              padded[i:i + 2 * vshift + 1, :])
+                        for i in range(len(lip))])
+    torch.testing.assert_close(shift_distances(lip, aud, vshift), loop, rtol=1e-6, atol=1e-6)
+
+
+def test_two_stages_equal_one_call_and_batch_size_does_not_matter():
+    frames, audio = _clip(40, 40 * 640, seed=2)
+    one = evaluate_sync(FrameMeans(), frames, audio, vshift=5, batch_size=20)
+    lip, aud = embed_windows(FrameMeans(), frames, audio, batch_size=3)
+    two = sync_from_features(lip, aud, vshift=5, n_frames=len(frames))
+    assert two.offset == one.offset
+    np.testing.assert_allclose(two.dists, one.dists, rtol=1e-6)
+    assert one.dists.shape == (35, 11) and one.framewise_conf.shape == (35,)
+
+
+class Untouchable(torch.nn.Module):
+    def forward_lip(self, x):
+        raise AssertionError("the network must not run on unusable input")
+
+    forward_aud = forward_lip
+
+
+@pytest.mark.parametrize("n_frames", [0, 1, 5])
+def test_too_few_frames(n_frames):
+    frames, audio = _clip(n_frames, 16000)
+    with pytest.raises(InputError, match=rf"too short: {n_frames} frames"):
+        evaluate_sync(Untouchable(), frames, audio)
+
+
+def test_too_little_audio():
+    frames, audio = _clip(50, 5 * 640 + 639)
+    with pytest.raises(InputError, match="too short: 50 frames"):
+        evaluate_sync(Untouchable(), frames, audio)
+
+
+def test_no_audio():
+    frames, _ = _clip(50, 0)
+    with pytest.raises(InputError, match="no audio"):
+        evaluate_sync(Untouchable(), frames, np.zeros(0, np.int16))
+
+
+def test_wrong_frame_size():
+    with pytest.raises(InputError, match="224, 224, 3"):
+        evaluate_sync(Untouchable(), np.zeros((10, 112, 112, 3), np.uint8), np.zeros(6400, np.int16))
+
+
+@pytest.mark.parametrize("extra_samples", [3 * 640 + 17, -(4 * 640 + 100)])
+def test_length_mismatch_warns_and_uses_the_shorter(caplog, extra_samples):
+    frames, audio = _clip(30, 30 * 640 + max(extra_samples, 0), seed=3)
+    audio = audio[:30 * 640 + extra_samples]
+    with caplog.at_level(logging.WARNING, logger="syncnet.evaluate"):
+        res = evaluate_sync(FrameMeans(), frames, audio, vshift=4)
+    assert any("lengths differ" in r.getMessage() for r in caplog.records)
+    usable = min(30, len(audio) // 640)
+    assert res.n_windows == usable - 5 and res.n_frames == 30
+    # The same as handing over only the part both share: the surplus changes nothing.
+    caplog.clear()
+    trimmed = evaluate_sync(FrameMeans(), frames[:usable], audio[:usable * 640], vshift=4)
+    assert not caplog.records
+    assert trimmed.offset == res.offset
+    np.testing.assert_array_equal(trimmed.dists, res.dists)
+
+
+def test_equal_lengths_do_not_warn(caplog):
+    frames, audio = _clip(12, 12 * 640)
+    with caplog.at_level(logging.WARNING):
+        evaluate_sync(FrameMeans(), frames, audio, vshift=2)
+    assert not caplog.records
+
+
+def test_short_track_framewise_conf_is_scipys_zero_padded_median():
+    from scipy import signal
+
+    frames, audio = _clip(11, 11 * 640, seed=5)  # 6 windows, fewer than the kernel of 9
+    res = evaluate_sync(FrameMeans(), frames, audio, vshift=3)
+    best = 3 - res.offset
+    fconf = (np.float32(res.median_dist) - res.dists[:, best]).astype(np.float32)
+    with pytest.warns(UserWarning, match="kernel_size exceeds"):
+        expected = signal.medfilt(fconf, kernel_size=9)
+    np.testing.assert_allclose(res.framewise_conf, expected, rtol=1e-6, atol=1e-6)
