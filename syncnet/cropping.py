@@ -1,13 +1,17 @@
 """224x224 face crops of a track, exactly as the reference's `crop_video` makes them.
 
-The reference pads the whole frame by `bsi` pixels of value 110 and slices a square
-around the median-smoothed box centre.  Padding a whole frame per crop is wasted
-work: only the crop window is built here (filled with 110, the overlapping part of
-the image copied in), which gives the same pixels.
+The reference median-smooths the box centres and half-sizes over 13 frames, pads the
+whole frame by `bsi` pixels of value 110 and slices a window around the centre.
+Padding a whole frame for every crop is wasted work: `crop_face` works out which
+pixels of the padded frame the slice would cover, fills only that window with 110 and
+copies in the part that overlaps the image, which gives the same pixels (numpy's
+slicing rules, negative indices included, are applied to the padded size).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -20,7 +24,7 @@ SMOOTH_KERNEL = 13
 
 @dataclass
 class CropResult:
-    """The crops (n, 224, 224, 3) BGR uint8 and the smoothed centres `x`, `y` and half-size `s`."""
+    """A track's crops (n, 224, 224, 3) uint8 BGR, and the smoothed centres `x`, `y` and half-size `s`."""
 
     crops: np.ndarray
     x: np.ndarray
@@ -28,8 +32,8 @@ class CropResult:
     s: np.ndarray
 
 
-def smooth_track(bbox: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Box centres and half-sizes, median-filtered over 13 frames (the reference's smoothing)."""
+def smooth_track(bbox: np.ndarray | Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Box centres x, y and half-size s, each median-filtered over 13 frames as in the reference."""
     bbox = np.asarray(bbox, dtype=np.float64)
     s = np.maximum(bbox[:, 3] - bbox[:, 1], bbox[:, 2] - bbox[:, 0]) / 2
     y = (bbox[:, 1] + bbox[:, 3]) / 2
@@ -38,43 +42,80 @@ def smooth_track(bbox: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             signal.medfilt(s, kernel_size=SMOOTH_KERNEL))
 
 
-def crop_face(image: np.ndarray, x: float, y: float, s: float, crop_scale: float) -> np.ndarray:
-    """One crop: the same pixels as slicing the reference's padded frame, without padding it."""
+def crop_window(image: np.ndarray, x: float, y: float, s: float, crop_scale: float) -> np.ndarray:
+    """The reference's slice of the 110-padded frame, before resizing, without padding the frame.
+
+    A view into `image` when the window lies inside it, otherwise a new array.
+    """
     bsi = int(s * (1 + 2 * crop_scale))
-    my, mx = y + bsi, x + bsi  # centre in padded coordinates
-    r0, r1 = int(my - s), int(my + s * (1 + 2 * crop_scale))
-    c0, c1 = int(mx - s * (1 + crop_scale)), int(mx + s * (1 + crop_scale))
+    my = y + bsi
+    mx = x + bsi
     h, w = image.shape[:2]
-    # numpy slicing of the padded frame clips to its bounds [0, h + 2*bsi)
-    r0c, r1c = min(max(r0, 0), h + 2 * bsi), min(max(r1, 0), h + 2 * bsi)
-    c0c, c1c = min(max(c0, 0), w + 2 * bsi), min(max(c1, 0), w + 2 * bsi)
-    out = np.full((max(r1c - r0c, 0), max(c1c - c0c, 0), image.shape[2]), PAD_VALUE, np.uint8)
-    ir0, ir1 = max(r0c - bsi, 0), min(r1c - bsi, h)
-    ic0, ic1 = max(c0c - bsi, 0), min(c1c - bsi, w)
-    if ir1 > ir0 and ic1 > ic0:
-        out[ir0 + bsi - r0c:ir1 + bsi - r0c, ic0 + bsi - c0c:ic1 + bsi - c0c] = image[ir0:ir1, ic0:ic1]
-    return cv2.resize(out, (CROP_SIZE, CROP_SIZE))
+    # Bounds in padded coordinates, resolved the way numpy resolves a slice.
+    r0, r1, _ = slice(int(my - s), int(my + s * (1 + 2 * crop_scale))).indices(h + 2 * bsi)
+    c0, c1, _ = slice(int(mx - s * (1 + crop_scale)), int(mx + s * (1 + crop_scale))).indices(w + 2 * bsi)
+    r1, c1 = max(r1, r0), max(c1, c0)
+    # The same window in image coordinates.
+    ir0, ir1, ic0, ic1 = r0 - bsi, r1 - bsi, c0 - bsi, c1 - bsi
+    if ir0 >= 0 and ic0 >= 0 and ir1 <= h and ic1 <= w:
+        return image[ir0:ir1, ic0:ic1]
+    window = np.full((r1 - r0, c1 - c0) + image.shape[2:], PAD_VALUE, dtype=image.dtype)
+    sr0, sr1 = max(ir0, 0), min(ir1, h)
+    sc0, sc1 = max(ic0, 0), min(ic1, w)
+    if sr1 > sr0 and sc1 > sc0:
+        window[sr0 - ir0:sr1 - ir0, sc0 - ic0:sc1 - ic0] = image[sr0:sr1, sc0:sc1]
+    return window
+
+
+def crop_face(image: np.ndarray, x: float, y: float, s: float, crop_scale: float) -> np.ndarray:
+    """One 224x224 crop, pixel for pixel the reference's `cv2.resize(padded[...], (224, 224))`."""
+    window = crop_window(image, x, y, s, crop_scale)
+    if window.size == 0:
+        raise ValueError(f"empty crop window at x={x:.1f}, y={y:.1f}, s={s:.1f} in a {image.shape[:2]} frame")
+    return cv2.resize(window, (CROP_SIZE, CROP_SIZE))
 
 
 class TrackCropper:
-    """Crops one track frame by frame, so a single pass over a video can serve many tracks."""
+    """Crops one track frame by frame, so a single pass over a video can serve many tracks.
+
+    The smoothing needs the whole track, so it is done here, up front; `crop` then
+    only needs the one frame.
+    """
 
     def __init__(self, track: dict, crop_scale: float = 0.4):
         self.frames = np.asarray(track["frame"]).astype(int)
-        self.first = int(self.frames[0])
         self.crop_scale = crop_scale
         self.x, self.y, self.s = smooth_track(track["bbox"])
+        # Frame number -> index into the track (tracks are contiguous, but do not rely on it).
+        self._index = {int(f): i for i, f in enumerate(self.frames)}
+
+    @property
+    def first(self) -> int:
+        return int(self.frames[0])
+
+    @property
+    def last(self) -> int:
+        return int(self.frames[-1])
 
     def covers(self, frame_no: int) -> bool:
-        return self.first <= frame_no <= int(self.frames[-1])
+        return int(frame_no) in self._index
 
-    def crop(self, frame_no: int, image: np.ndarray) -> np.ndarray:
-        i = frame_no - self.first
+    def crop(self, frame_no: int, image: np.ndarray) -> np.ndarray | None:
+        """The crop for video frame `frame_no`, or None when the track has no box there."""
+        i = self._index.get(int(frame_no))
+        if i is None:
+            return None
+        return self.crop_at(i, image)
+
+    def crop_at(self, i: int, image: np.ndarray) -> np.ndarray:
+        """The crop for the track's i-th box, taken from `image`."""
         return crop_face(image, self.x[i], self.y[i], self.s[i], self.crop_scale)
 
 
-def crop_track(frames, track: dict, crop_scale: float = 0.4) -> CropResult:
-    """All crops of a track; `frames` is anything indexable by frame number."""
+def crop_track(frames: Any, track: dict, crop_scale: float = 0.4) -> CropResult:
+    """All crops of a track; `frames` is anything indexable by frame number (list, array, lazy source)."""
     cropper = TrackCropper(track, crop_scale)
-    crops = np.stack([cropper.crop(int(f), frames[int(f)]) for f in cropper.frames])
+    crops = np.empty((len(cropper.frames), CROP_SIZE, CROP_SIZE, 3), np.uint8)
+    for i, frame_no in enumerate(cropper.frames):
+        crops[i] = cropper.crop_at(i, frames[int(frame_no)])
     return CropResult(crops=crops, x=cropper.x, y=cropper.y, s=cropper.s)

@@ -1,0 +1,163 @@
+"""crop_track: the reference's parity case, and the window crop against the padded frame."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from syncnet import CropResult, TrackCropper, crop_track
+from syncnet.cropping import crop_face, crop_window
+
+
+def padded_window(image: np.ndarray, x: float, y: float, s: float, cs: float) -> np.ndarray:
+    """The reference's crop_video slice, verbatim: pad the whole frame, then slice."""
+    bsi = int(s * (1 + 2 * cs))
+    frame = np.pad(image, ((bsi, bsi), (bsi, bsi), (0, 0)), "constant", constant_values=(110, 110))
+    my = y + bsi
+    mx = x + bsi
+    return frame[int(my - s):int(my + s * (1 + 2 * cs)), int(mx - s * (1 + cs)):int(mx + s * (1 + cs))]
+
+
+def reference_crops(frames: np.ndarray, track: dict, cs: float) -> np.ndarray:
+    """The reference's crop_video loop (smoothing included), with the padded frame."""
+    from scipy import signal
+
+    dets = {"x": [], "y": [], "s": []}
+    for det in track["bbox"]:
+        dets["s"].append(max((det[3] - det[1]), (det[2] - det[0])) / 2)
+        dets["y"].append((det[1] + det[3]) / 2)
+        dets["x"].append((det[0] + det[2]) / 2)
+    for key in dets:
+        dets[key] = signal.medfilt(dets[key], kernel_size=13)
+    out = []
+    for fidx, frame in enumerate(track["frame"]):
+        face = padded_window(frames[frame], dets["x"][fidx], dets["y"][fidx], dets["s"][fidx], cs)
+        out.append(cv2.resize(face, (224, 224)))
+    return np.stack(out)
+
+
+@pytest.fixture(scope="module")
+def crop_case(parity_dir):
+    case = parity_dir / "crop"
+    expected = json.loads((case / "expected.json").read_text())
+    frames = np.load(case / "frames.npz")["bgr"]
+    crops = np.load(case / "crops.npz")["bgr"]
+    return expected, frames, crops
+
+
+def test_parity_case(crop_case):
+    expected, frames, crops = crop_case
+    result = crop_track(frames, expected["track"], crop_scale=expected["crop_scale"])
+    assert isinstance(result, CropResult)
+    for key in ("x", "y", "s"):
+        np.testing.assert_allclose(getattr(result, key), expected["smoothed"][key], rtol=1e-4, atol=1e-3)
+    assert result.crops.shape == crops.shape == (expected["n_crops"], 224, 224, 3)
+    assert result.crops.dtype == np.uint8
+    assert np.array_equal(result.crops, crops)  # bit-identical, no tolerance
+
+
+def test_padded_reference_gives_the_parity_case_too(crop_case):
+    """The test's own copy of the reference agrees with the stored crops, so it can judge others."""
+    expected, frames, crops = crop_case
+    assert np.array_equal(reference_crops(frames, expected["track"], expected["crop_scale"]), crops)
+
+
+@pytest.mark.parametrize("dx, dy", [(-200.0, 0.0), (0.0, 110.0), (230.0, -120.0)])
+def test_track_across_the_border_matches_padded_reference(crop_case, dx, dy):
+    """The parity case stays inside the frame; moved to the borders it must still match the padding."""
+    expected, frames, _ = crop_case
+    bbox = np.array(expected["track"]["bbox"]) + [dx, dy, dx, dy]
+    track = {"frame": expected["track"]["frame"], "bbox": bbox}
+    result = crop_track(frames, track, crop_scale=expected["crop_scale"])
+    assert np.array_equal(result.crops, reference_crops(frames, track, expected["crop_scale"]))
+    assert (result.crops == 110).all(axis=-1).any()  # the padding shows
+
+
+@pytest.mark.parametrize("cs", [0.4, 0.1, 0.0, 1.0])
+def test_window_equals_padded_frame_everywhere(cs):
+    rng = np.random.default_rng(7)
+    image = rng.integers(0, 256, (90, 130, 3), dtype=np.uint8)
+    empty = 0
+    for _ in range(400):
+        s = float(rng.uniform(1, 120))
+        x = float(rng.uniform(-2.5 * s - 20, 130 + 2.5 * s + 20))
+        y = float(rng.uniform(-2.5 * s - 20, 90 + 2.5 * s + 20))
+        want = padded_window(image, x, y, s, cs)
+        got = crop_window(image, x, y, s, cs)
+        assert got.shape == want.shape, (x, y, s)
+        assert np.array_equal(got, want), (x, y, s)
+        if want.size:
+            assert np.array_equal(crop_face(image, x, y, s, cs), cv2.resize(want, (224, 224)))
+        else:
+            empty += 1
+            with pytest.raises(ValueError, match="empty crop window"):
+                crop_face(image, x, y, s, cs)
+    assert empty < 400
+
+
+@pytest.mark.parametrize("x, y, s", [(65.0, 45.0, 10.3), (0.0, 0.0, 40.7), (129.9, 89.9, 25.5),
+                                     (-10.2, 50.0, 30.0), (65.0, -20.6, 25.0), (300.0, 200.0, 200.0)])
+def test_window_inside_and_across_borders(x, y, s):
+    image = np.random.default_rng(3).integers(0, 256, (90, 130, 3), dtype=np.uint8)
+    want = padded_window(image, x, y, s, 0.4)
+    assert np.array_equal(crop_window(image, x, y, s, 0.4), want)
+    assert np.array_equal(crop_face(image, x, y, s, 0.4), cv2.resize(want, (224, 224)))
+
+
+def test_centre_far_outside_gives_the_reference_empty_window():
+    """A negative slice start wraps around in numpy; the reference's window is then empty."""
+    image = np.zeros((90, 130, 3), np.uint8)
+    assert padded_window(image, -30.2, 50.0, 30.0, 0.4).size == 0
+    assert crop_window(image, -30.2, 50.0, 30.0, 0.4).size == 0
+    with pytest.raises(ValueError, match="empty crop window"):
+        crop_face(image, -30.2, 50.0, 30.0, 0.4)
+
+
+def test_streaming_cropper_matches_crop_track(crop_case):
+    expected, frames, crops = crop_case
+    cropper = TrackCropper(expected["track"], expected["crop_scale"])
+    got = {}
+    for frame_no, image in enumerate(frames):  # one pass over the video
+        crop = cropper.crop(frame_no, image)
+        assert (crop is None) == (not cropper.covers(frame_no))
+        if crop is not None:
+            got[frame_no] = crop
+    assert sorted(got) == [int(f) for f in expected["track"]["frame"]]
+    assert np.array_equal(np.stack([got[f] for f in sorted(got)]), crops)
+    assert cropper.first == expected["track"]["frame"][0] and cropper.last == expected["track"]["frame"][-1]
+
+
+def test_frames_can_be_a_lazy_source(crop_case):
+    expected, frames, crops = crop_case
+
+    class Lazy:
+        def __init__(self):
+            self.asked: list[int] = []
+
+        def __getitem__(self, i: int) -> np.ndarray:
+            self.asked.append(i)
+            return frames[i]
+
+    lazy = Lazy()
+    result = crop_track(lazy, expected["track"], crop_scale=expected["crop_scale"])
+    assert lazy.asked == [int(f) for f in expected["track"]["frame"]]
+    assert np.array_equal(result.crops, crops)
+    as_list = crop_track(list(frames), expected["track"], crop_scale=expected["crop_scale"])
+    assert np.array_equal(as_list.crops, crops)
+
+
+@pytest.mark.filterwarnings("ignore:kernel_size exceeds volume extent")
+def test_short_track_and_arrays_as_input():
+    """Tracks shorter than the median kernel (zero-padded by medfilt) and numpy inputs, as in the reference.
+
+    Below 7 boxes medfilt's zero padding wins and s becomes 0: the reference then
+    crashes on an empty crop, here crop_face raises ValueError.
+    """
+    rng = np.random.default_rng(5)
+    frames = rng.integers(0, 256, (10, 120, 160, 3), dtype=np.uint8)
+    track = {"frame": np.arange(1, 9), "bbox": np.array([[40.0 + i, 30.0, 100.0 + i, 95.0] for i in range(8)])}
+    result = crop_track(frames, track, crop_scale=0.4)
+    assert result.crops.shape == (8, 224, 224, 3)
+    assert np.array_equal(result.crops, reference_crops(frames, track, 0.4))
