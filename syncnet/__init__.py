@@ -1,23 +1,31 @@
 """SyncNet audio-visual synchronisation for long videos.
 
-The public API is re-exported here; see README.md ("Library API").
+The public API (see README.md, "Library API").  Names that need torch are loaded on
+first use, so the media tools start without importing it.
 """
+from __future__ import annotations
+
+import importlib
+
 from .errors import InputError, MediaError, SyncNetError, WeightsError
 
 __version__ = "0.1.0"
 
-__all__ = ["InputError", "MediaError", "SyncNetError", "WeightsError", "__version__"]
+_LAZY = {
+    "load_syncnet": "model", "SyncNetModel": "model", "default_device": "model",
+    "evaluate_sync": "evaluate", "SyncResult": "evaluate",
+    "track_shot": "tracking",
+    "crop_track": "cropping", "CropResult": "cropping", "TrackCropper": "cropping",
+    "SceneDetector": "scenes", "detect_scenes": "scenes",
+    "FaceOptions": "pipeline", "analyse_video": "pipeline",
+    "LongVideoOptions": "longvideo", "process_long_video": "longvideo",
+    "resolve_weights": "weights",
+}
 
-# The model-side API is imported on first use, so that `import syncnet` stays free of
-# torch and `python -m syncnet.weights` runs its module only once.
-_LAZY = {"load_syncnet": "model", "evaluate_sync": "evaluate", "SyncResult": "evaluate",
-         "resolve_weights": "weights"}
-__all__ += list(_LAZY)
+__all__ = ["InputError", "MediaError", "SyncNetError", "WeightsError", "__version__", *_LAZY]
 
 
 def __getattr__(name: str):
     if name in _LAZY:
-        from importlib import import_module
-
-        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'syncnet' has no attribute {name!r}")
