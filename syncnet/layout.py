@@ -86,6 +86,9 @@ def staged(layout: Layout, kinds: tuple[str, ...] = ("pyavi", "pycrop", "pywork"
 
     On failure the staging directory is removed and the earlier outputs stay.
     """
+    # What an earlier run of this reference left when it was killed.
+    for stale in layout.data_dir.glob(f".staging-{layout.reference}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     stage_root = layout.data_dir / f".staging-{layout.reference}-{uuid.uuid4().hex[:8]}"
     try:
         stage_root.mkdir(parents=True)

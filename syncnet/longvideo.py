@@ -32,6 +32,7 @@ from .layout import Layout
 from .pipeline import Detections, FaceDetector, FaceOptions, analyse_video
 from .results import track_record, write_bytes_atomic, write_json_atomic
 from .scenes import SceneDetector
+from .timing import StageTimes
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,7 @@ class LongVideoJob:
         self.model = model
         self.force = force
         self.progress = progress
-        self.timings: dict[str, float] = {}
+        self.times = StageTimes()
         self.detector_frames_this_run = 0
 
     # ---------------------------------------------------------------- planning
@@ -204,9 +205,6 @@ class LongVideoJob:
             silences = media.detect_silences(self.source, o.threshold, o.min_silence, info=info)
             return plan_silence_chunks(info.duration, silences, o.min_chunk)
         raise InputError(f"--chunking must be 'time' or 'silence' (got {o.chunking!r})")
-
-    def _timed(self, stage: str, t0: float) -> None:
-        self.timings[stage] = round(self.timings.get(stage, 0.0) + time.perf_counter() - t0, 3)
 
     # ---------------------------------------------------------------- summary
     def _new_summary(self, info: media.MediaInfo, chunks: list[Chunk]) -> dict:
@@ -243,7 +241,7 @@ class LongVideoJob:
 
     def _write_summary(self, summary: dict) -> None:
         summary["totals"] = _totals(summary["chunks"])
-        summary["timings"] = {**self.timings, "detector_frames_this_run": self.detector_frames_this_run}
+        summary["timings"] = {**self.times.rounded(), "detector_frames_this_run": self.detector_frames_this_run}
         write_json_atomic(self.paths.summary, summary)
 
     def _load_previous(self, fresh: dict) -> dict | None:
@@ -293,9 +291,8 @@ class LongVideoJob:
         media.require_video(info)
         media.require_audio(info)
         ensure_writable_dir(self.paths.out)
-        t0 = time.perf_counter()
-        chunks = self._plan(info)
-        self._timed("plan", t0)
+        with self.times.stage("plan"):
+            chunks = self._plan(info)
         summary = self._new_summary(info, chunks)
         previous = self._load_previous(summary)
         if previous is None:
@@ -315,7 +312,7 @@ class LongVideoJob:
             self._analyse(info, chunks, todo, summary)
         self._apply_filter(summary)
         summary["complete"] = all(r["status"] != "pending" for r in summary["chunks"])
-        self._timed("total", t_start)
+        self.times["total"] = time.perf_counter() - t_start
         self._write_summary(summary)
         return summary
 
@@ -348,27 +345,26 @@ class LongVideoJob:
         try:
             # The frame before the resume point lets the shot detector compare as if it never stopped.
             start = max(0, resume_at - 1)
-            t0 = time.perf_counter()
             frames = media.iter_frames(self.source, fps=fr, batch_size=bs, start=start / fr, info=info)
             first = start
-            for batch in frames:
-                self._timed("decode", t0)
+            while True:
+                with self.times.stage("decode"):
+                    batch = next(frames, None)
+                if batch is None:
+                    break
                 if first < resume_at:  # the one frame shown to the shot detector only
                     scenes.push(batch[: resume_at - first], first)
                     batch, first = batch[resume_at - first:], resume_at
                     if not len(batch):
-                        t0 = time.perf_counter()
                         continue
-                t0 = time.perf_counter()
                 if not det.width:
                     det.height, det.width = batch.shape[1:3]
-                det.add_batch(self.detector.detect_batch(batch[..., ::-1], conf_th=self.opts.faces.conf_th,
-                                                         scale=self.opts.faces.facedet_scale))
+                with self.times.stage("detect"):
+                    det.add_batch(self.detector.detect_batch(batch[..., ::-1], conf_th=self.opts.faces.conf_th,
+                                                             scale=self.opts.faces.facedet_scale))
                 self.detector_frames_this_run += len(batch)
-                self._timed("detect", t0)
-                t0 = time.perf_counter()
-                scenes.push(batch, first)
-                self._timed("scenes", t0)
+                with self.times.stage("scenes"):
+                    scenes.push(batch, first)
                 first += len(batch)
                 bar.update(len(batch))
                 summary["detector_frames"] = max(summary["detector_frames"], det.n_frames)
@@ -380,7 +376,6 @@ class LongVideoJob:
                     checkpoint.save(det, scenes.cuts, ranges[queue[0].index][0] if queue else det.n_frames)
                     self._write_summary(summary)
                     last_checkpoint = det.n_frames
-                t0 = time.perf_counter()
             # The source ended: the last chunks end at the last decoded frame.
             while queue:
                 self._finish_chunk(queue.pop(0), det, scenes, ranges, summary, checkpoint, queue)
@@ -411,23 +406,21 @@ class LongVideoJob:
     def _analyse_chunk(self, chunk: Chunk, det: Detections, scenes: SceneDetector, a: int, b: int,
                        rec: dict) -> None:
         fr = self.opts.faces.frame_rate
-        t0 = time.perf_counter()
         chunk_file = self.paths.chunk_file(chunk)
-        start, end = media.cut(self.source, chunk_file, chunk.start, chunk.end)
-        rec.update(start=round(start, 6), end=round(end, 6))
-        wav = media.extract_audio(chunk_file, self.paths.chunk_wav(chunk), 16000, 1)
-        self._timed("cut", t0)
+        with self.times.stage("cut"):
+            start, end = media.cut(self.source, chunk_file, chunk.start, chunk.end)
+            rec.update(start=round(start, 6), end=round(end, 6))
+            wav = media.extract_audio(chunk_file, self.paths.chunk_wav(chunk), 16000, 1)
         # The analysis grid starts at frame a (a/25 s); the chunk's sound starts at the
         # snapped cut `start`.  Shift the sound by the difference so they meet exactly.
         _, sound = media.read_wav(wav)
         shift = int(round((a / fr - start) * 16000))
         sound = sound[shift:] if shift >= 0 else np.concatenate([np.zeros(-shift, np.int16), sound])
         window = det.window(a, b, scenes.scenes(det.n_frames))
-        t0 = time.perf_counter()
-        analysis = analyse_video(chunk_file, self.paths.layout(chunk), self.opts.faces, model=self.model,
-                                 vshift=self.opts.vshift, sync_batch=self.opts.sync_batch, detections=window,
-                                 audio=sound, visualise=self.opts.visualise)
-        self._timed("analyse", t0)
+        with self.times.stage("chunk"):
+            analysis = analyse_video(chunk_file, self.paths.layout(chunk), self.opts.faces, model=self.model,
+                                     vshift=self.opts.vshift, sync_batch=self.opts.sync_batch, detections=window,
+                                     audio=sound, visualise=self.opts.visualise, times=self.times)
         tracks = []
         for i, t in enumerate(analysis.tracks):
             r = track_record(i, t.sync)

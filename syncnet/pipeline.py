@@ -26,6 +26,7 @@ from .errors import InputError
 from .layout import Layout, staged
 from .results import write_bytes_atomic, write_json_atomic
 from .scenes import SceneDetector, scene_list_for_pickle
+from .timing import StageTimes
 from .tracking import track_shot
 
 log = logging.getLogger(__name__)
@@ -298,14 +299,15 @@ def _progress_batches(batches: Iterable[np.ndarray], total: int | None, desc: st
 def analyse_video(videofile: str | Path, layout: Layout, opts: FaceOptions, detector: FaceDetector | None = None,
                   model=None, vshift: int = 15, sync_batch: int = 20, detections: Detections | None = None,
                   audio: np.ndarray | None = None, visualise: bool = False, keep_frames: bool = False,
-                  progress: bool = False) -> VideoAnalysis:
+                  progress: bool = False, times: StageTimes | None = None) -> VideoAnalysis:
     """One video into the reference's layout: run_pipeline.py, and with a `model` also
     run_syncnet.py (on the crops in memory) and, with `visualise`, run_visualise.py.
 
     `detections` (frames numbered from this video's first frame) replaces the detection
     pass, as the long-video job does with its shared pass; `audio` (16 kHz int16,
     aligned to the first frame) replaces reading the file's sound.  Outputs are built
-    in a staging directory and swapped in only when complete.
+    in a staging directory and swapped in only when complete.  `times` collects wall
+    seconds per stage (detect, crop, syncnet, write, visualise).
     """
     from .evaluate import evaluate_sync
     from .results import write_sync_results
@@ -314,6 +316,7 @@ def analyse_video(videofile: str | Path, layout: Layout, opts: FaceOptions, dete
     media.require_video(info)
     media.require_audio(info)
     expected = int(round(info.duration * opts.frame_rate))
+    times = times if times is not None else StageTimes()
     kinds = ("pyavi", "pycrop", "pywork") + (("pyframes",) if keep_frames else ())
     with staged(layout, kinds) as stage:
         if audio is None:
@@ -332,7 +335,8 @@ def analyse_video(videofile: str | Path, layout: Layout, opts: FaceOptions, dete
             if detections is None:
                 if detector is None:
                     raise ValueError("analyse_video needs a detector or detections")
-                detections = detect_video(frames("detecting", expected), detector, opts, sinks)
+                with times.stage("detect"):
+                    detections = detect_video(frames("detecting", expected), detector, opts, sinks)
                 sinks = []
             tracks = find_tracks(detections, opts)
             if not tracks:
@@ -340,30 +344,35 @@ def analyse_video(videofile: str | Path, layout: Layout, opts: FaceOptions, dete
 
             def done(i: int, result: CropResult) -> None:
                 sound = track_audio(audio, tracks[i], opts.frame_rate)
-                write_track_video(stage.track_video(i), result.crops, sound, opts.frame_rate)
+                with times.stage("write"):
+                    write_track_video(stage.track_video(i), result.crops, sound, opts.frame_rate)
                 sync = None
                 if model is not None:
-                    sync = evaluate_sync(model, result.crops, sound, vshift=vshift, batch_size=sync_batch)
+                    with times.stage("syncnet"):
+                        sync = evaluate_sync(model, result.crops, sound, vshift=vshift, batch_size=sync_batch)
                 outputs[i] = TrackOutput(tracks[i], result.x, result.y, result.s, sync)
 
             if tracks or sinks:
-                batches = _tee(frames("cropping", detections.n_frames), sinks)
-                crop_tracks(batches, tracks, opts.crop_scale, on_done=done,
-                            tail_tolerance=0 if shared is None else 2)
-                for _ in batches:  # the sinks (video.avi) want the frames after the last track too
-                    pass
+                with times.stage("crop"):
+                    batches = _tee(frames("cropping", detections.n_frames), sinks)
+                    crop_tracks(batches, tracks, opts.crop_scale, on_done=done,
+                                tail_tolerance=0 if shared is None else 2)
+                    for _ in batches:  # the sinks (video.avi) want the frames after the last track too
+                        pass
         except BaseException:
             avi.abort()
             raise
-        avi.close()
-        kept = [outputs[i] for i in range(len(tracks))]
-        write_track_files(stage, detections, kept, opts.frame_rate)
-        if model is not None:
-            write_sync_results(stage.work_dir, [t.sync for t in kept],
-                               [stage.track_video(i).name for i in range(len(kept))], vshift)
-            if visualise:
-                from .visualise import write_visualisation
+        with times.stage("write"):
+            avi.close()
+            kept = [outputs[i] for i in range(len(tracks))]
+            write_track_files(stage, detections, kept, opts.frame_rate)
+            if model is not None:
+                write_sync_results(stage.work_dir, [t.sync for t in kept],
+                                   [stage.track_video(i).name for i in range(len(kept))], vshift)
+        if model is not None and visualise:
+            from .visualise import write_visualisation
 
+            with times.stage("visualise"):
                 write_visualisation(stage, opts.frame_rate)
     return VideoAnalysis(layout=layout, detections=detections, tracks=kept, n_frames=detections.n_frames)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import pickle
 import re
-import shutil
 import subprocess
 import sys
 from fractions import Fraction
@@ -111,7 +110,11 @@ def odd_inputs(tmp_path_factory, media_dir):
     ff("fps30.mp4", "-vf", "fps=30")
     ff("fps2997.mp4", "-vf", "fps=30000/1001")
     ff("odd.mp4", "-vf", "scale=421:317", "-c:v", "libx264", "-pix_fmt", "yuv444p")
-    ff("rotated.mp4", "-vf", "scale=480:270", "-metadata:s:v:0", "rotate=90")
+    ff("landscape.mp4", "-vf", "scale=480:270")
+    rotated = d / "rotated.mp4"  # a phone video: stored landscape, shown portrait
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(out["landscape.mp4"]), "-c", "copy",
+                    "-metadata:s:v:0", "rotate=90", str(rotated)], check=True)
+    out["rotated.mp4"] = rotated
     ff("noaudio.mp4", "-an")
     ff("half.mp4", "-t", "0.5")
     return out
@@ -138,7 +141,9 @@ def test_no_sound_is_a_clear_error(odd_inputs, weights, tmp_path):
 
 
 def test_half_second_video(odd_inputs, weights, tmp_path):
-    proc = pipeline(odd_inputs["half.mp4"], tmp_path, "h", weights)
+    """Shorter than the reference's min_track (100 frames): no track, a clear word, exit 0."""
+    proc = script("run_pipeline.py", "--videofile", str(odd_inputs["half.mp4"]), "--reference", "h",
+                  "--data_dir", str(tmp_path), "--s3fd_model", weights["s3fd"])
     assert proc.returncode == 0, proc.stderr
     assert list((tmp_path / "pycrop/h").glob("*.avi")) == []
     assert "no face tracks" in proc.stdout
@@ -161,24 +166,32 @@ def test_no_faces_anywhere(tmp_path, weights):
 
 
 def test_failed_run_keeps_earlier_outputs(media_dir, weights, tmp_path):
+    import signal
+    import time
+
     data = tmp_path / "w"
     assert pipeline(media_dir / "talking_25fps_a.mp4", data, "keep", weights).returncode == 0
     before = {p.relative_to(data): p.stat().st_mtime_ns for p in data.rglob("*") if p.is_file()}
-    bad = tmp_path / "broken.mp4"
-    shutil.copy(media_dir / "talking_25fps_a.mp4", bad)
-    with open(bad, "r+b") as fh:  # keep the header, destroy the stream: decoding fails midway
-        fh.seek(4000)
-        fh.write(b"\0" * 200000)
-    proc = pipeline(bad, data, "keep", weights)
-    assert proc.returncode != 0
-    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    after = {p.relative_to(data): p.stat().st_mtime_ns for p in data.rglob("*") if p.is_file()}
+    # A run killed in the middle of its work leaves the earlier outputs as they were.
+    proc = subprocess.Popen([sys.executable, str(REPO / "run_pipeline.py"), "--videofile",
+                             str(media_dir / "talking_25fps_b.mp4"), "--reference", "keep", "--data_dir", str(data),
+                             "--s3fd_model", weights["s3fd"]])
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(data.glob(".staging-keep-*/pyavi/keep/audio.wav")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    after = {p.relative_to(data): p.stat().st_mtime_ns for p in data.rglob("*")
+             if p.is_file() and not str(p.relative_to(data)).startswith(".staging")}
     assert after == before
-    # a wrong-weights run fails before touching anything either
+    # A run with the wrong weights fails before touching anything, with one line.
     proc = script("run_pipeline.py", "--videofile", str(media_dir / "talking_25fps_a.mp4"), "--reference",
                   "keep", "--data_dir", str(data), "--s3fd_model", weights["syncnet"])
-    assert proc.returncode == 2 and "S3FD" in proc.stderr
-    assert {p.relative_to(data): p.stat().st_mtime_ns for p in data.rglob("*") if p.is_file()} == before
+    assert proc.returncode == 2 and "S3FD" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    # The next good run replaces the outputs and clears what the killed run left.
+    assert pipeline(media_dir / "talking_25fps_b.mp4", data, "keep", weights).returncode == 0
+    assert not list(data.glob(".staging-*"))
+    assert pickle.loads((data / "pywork/keep/faces.pckl").read_bytes()).__len__() == 122
 
 
 def test_missing_weights_say_where_to_put_them(media_dir, tmp_path, monkeypatch):

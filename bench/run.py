@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""Benchmark: where the time goes, and how close the pipeline runs to its model floor.
+
+  python bench/run.py --minutes 3 --device cpu --out bench.json [--rss]
+
+Builds its own workload (clip a of ../shared/media looped to the given length: one
+speaker; stand-in weights with --face-bias 1.0 so S3FD finds a few boxes a frame),
+then measures two scenarios in this process:
+  long:  process_long_video (30 s chunks, 5 s overlap, every output written)
+  chunk: run_pipeline.py + run_syncnet.py on the first 30 s (what the scripts do)
+The model floor is the time of the bare network forward passes the run made (S3FD on
+every detected frame, SyncNet on every window), timed around those very calls.
+With --rss, the long scenario also runs in fresh processes at the given length and at
+four times it, and the ratio of their peak RSS is reported.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from syncnet import media  # noqa: E402
+from syncnet.layout import Layout  # noqa: E402
+from syncnet.longvideo import LongVideoOptions, process_long_video  # noqa: E402
+from syncnet.pipeline import FaceOptions, analyse_video, evaluate_tracks  # noqa: E402
+from syncnet.timing import StageTimes  # noqa: E402
+
+SHARED = REPO.parent / "shared"
+
+
+class ForwardClock:
+    """Wraps a bound forward method and adds up its wall time (synchronising CUDA)."""
+
+    def __init__(self, device: str):
+        self.device = device
+        self.seconds = 0.0
+        self.calls = 0
+        self.items = 0
+
+    def wrap(self, fn):
+        def timed(x, *args, **kwargs):
+            if self.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            out = fn(x, *args, **kwargs)
+            if self.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            self.seconds += time.perf_counter() - t0
+            self.calls += 1
+            self.items += int(x.shape[0])
+            return out
+        return timed
+
+
+def peak_rss_mb() -> dict:
+    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"self_mb": round(self_kb / 1024, 1), "largest_child_mb": round(child_kb / 1024, 1)}
+
+
+def make_workload(work: Path, minutes: float) -> Path:
+    src = SHARED / "media" / "talking_25fps_a.mp4"
+    out = work / f"talk_{minutes:g}min.mp4"
+    if not out.exists():
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-stream_loop", "-1", "-i", str(src), "-t",
+                        f"{minutes * 60:.3f}", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
+                        "-c:a", "aac", str(out)], check=True)
+    return out
+
+
+def make_weights(work: Path) -> tuple[Path, Path]:
+    maker = SHARED / "parity" / "make_weights.py"
+    if not maker.exists():
+        sys.exit("bench: ../shared/parity/make_weights.py is needed for the stand-in weights")
+    s3fd, syncnet = work / "s3fd_bias1.pth", work / "syncnet_seed0.model"
+    for kind, path, extra in (("s3fd", s3fd, ["--face-bias", "1.0"]), ("syncnet", syncnet, [])):
+        if not path.exists():
+            subprocess.run([sys.executable, str(maker), kind, str(path), "--seed", "0", *extra], check=True,
+                           capture_output=True)
+    return s3fd, syncnet
+
+
+def load(device: str, s3fd_path: Path, syncnet_path: Path):
+    from detectors import S3FD
+    from syncnet import load_syncnet
+
+    detector = S3FD(weights=s3fd_path, device=device)
+    model = load_syncnet(syncnet_path, device=device)
+    s3fd_clock, sync_clock = ForwardClock(device), ForwardClock(device)
+    detector.net.forward = s3fd_clock.wrap(detector.net.forward)
+    model.forward_lip = sync_clock.wrap(model.forward_lip)
+    model.forward_aud = sync_clock.wrap(model.forward_aud)
+    return detector, model, s3fd_clock, sync_clock
+
+
+def decode_rate(path: Path) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"], check=True)
+    n = media.probe(path).n_frames or 0
+    return n / (time.perf_counter() - t0)
+
+
+def row(name: str, seconds: float, units: float | None, unit: str, video_seconds: float) -> dict:
+    return {"stage": name, "seconds": round(seconds, 3),
+            "rate": round(units / seconds, 2) if units and seconds > 0 else None, "unit": unit,
+            "realtime_factor": round(video_seconds / seconds, 2) if seconds > 0 else None}
+
+
+def scenario_long(video: Path, device: str, weights, batch: int, out_dir: Path) -> dict:
+    detector, model, s3fd_clock, sync_clock = load(device, *weights)
+    info = media.probe(video)
+    opts = LongVideoOptions(faces=FaceOptions(min_track=5, min_face_size=10, batch_size=batch), visualise=True)
+    t0 = time.perf_counter()
+    summary = process_long_video(video, out_dir, opts, detector, model, force=True)
+    wall = time.perf_counter() - t0
+    floor = s3fd_clock.seconds + sync_clock.seconds
+    t = summary["timings"]
+    frames = summary["detector_frames"]
+    stages = [row(k, v, frames if k in ("decode", "detect", "scenes") else None, "frames/s", info.duration)
+              for k, v in t.items() if k not in ("total", "detector_frames_this_run")]
+    stages += [row("model floor: S3FD forward", s3fd_clock.seconds, s3fd_clock.items, "frames/s", info.duration),
+               row("model floor: SyncNet forward", sync_clock.seconds, sync_clock.items / 2, "windows/s",
+                   info.duration),
+               row("total", wall, frames, "frames/s", info.duration)]
+    return {"video_seconds": info.duration, "wall_seconds": round(wall, 3), "floor_seconds": round(floor, 3),
+            "floor_ratio": round(wall / floor, 4) if floor else None,
+            "detector_frames": frames, "source_frames": summary["source_frames"],
+            "detector_frames_ratio": round(frames / summary["source_frames"], 4),
+            "syncnet_windows": sync_clock.items // 2, "realtime_factor": round(info.duration / wall, 3),
+            "chunks": summary["totals"]["chunks"], "tracks": sum(len(c["tracks"]) for c in summary["chunks"]),
+            "stages": stages, "peak_rss": peak_rss_mb()}
+
+
+def scenario_chunk(video: Path, device: str, weights, batch: int, work: Path) -> dict:
+    """run_pipeline.py + run_syncnet.py on the first 30 s, as the scripts run them (models preloaded)."""
+    chunk = work / "chunk30.mp4"
+    media.cut(video, chunk, 0.0, 30.0)
+    detector, model, s3fd_clock, sync_clock = load(device, *weights)
+    layout = Layout(work / "chunk_data", "chunk")
+    times = StageTimes()
+    t0 = time.perf_counter()
+    analyse_video(chunk, layout, FaceOptions(batch_size=batch), detector=detector, times=times)
+    with times.stage("run_syncnet"):
+        results = evaluate_tracks(layout, model)
+    wall = time.perf_counter() - t0
+    floor = s3fd_clock.seconds + sync_clock.seconds
+    duration = media.probe(chunk).duration
+    stages = [row(k, v, None, "", duration) for k, v in times.items()]
+    stages += [row("model floor: S3FD forward", s3fd_clock.seconds, s3fd_clock.items, "frames/s", duration),
+               row("model floor: SyncNet forward", sync_clock.seconds, sync_clock.items / 2, "windows/s", duration),
+               row("total", wall, s3fd_clock.items, "frames/s", duration)]
+    return {"video_seconds": duration, "wall_seconds": round(wall, 3), "floor_seconds": round(floor, 3),
+            "floor_ratio": round(wall / floor, 4) if floor else None, "tracks": len(results),
+            "realtime_factor": round(duration / wall, 3), "stages": stages}
+
+
+def rss_in_subprocess(minutes: float, args) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "r.json"
+        subprocess.run([sys.executable, __file__, "--minutes", str(minutes), "--device", args.device,
+                        "--batch_size", str(args.batch_size), "--only", "long", "--workdir", args.workdir,
+                        "--out", str(out)], check=True)
+        return json.loads(out.read_text())["long"]["peak_rss"]["self_mb"]
+
+
+def print_table(name: str, res: dict) -> None:
+    print(f"\n== {name}: {res['video_seconds']:.1f} s of video, wall {res['wall_seconds']:.1f} s, "
+          f"floor {res['floor_seconds']:.1f} s, floor ratio {res['floor_ratio']}, "
+          f"realtime x{res['realtime_factor']}")
+    print(f"{'stage':32} {'seconds':>9} {'rate':>10} {'unit':10} {'x realtime':>10}")
+    for r in res["stages"]:
+        rate = "" if r["rate"] is None else f"{r['rate']:.2f}"
+        rt = "" if r["realtime_factor"] is None else f"{r['realtime_factor']:.2f}"
+        print(f"{r['stage']:32} {r['seconds']:9.2f} {rate:>10} {r['unit']:10} {rt:>10}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", type=float, default=3.0)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", default="bench.json")
+    ap.add_argument("--batch_size", type=int, default=16, help="detector batch (default 16)")
+    ap.add_argument("--rss", action="store_true", help="also compare peak RSS at the length and at 4x it")
+    ap.add_argument("--only", choices=["long", "chunk"], default=None)
+    ap.add_argument("--workdir", default=None, help="keep the workload here (default: a temporary folder)")
+    args = ap.parse_args()
+    tmp = None
+    if args.workdir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="syncnet-bench-")
+        args.workdir = tmp.name
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    weights = make_weights(work)
+    video = make_workload(work, args.minutes)
+    report = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
+              "cpu_count": os.cpu_count(), "minutes": args.minutes, "batch_size": args.batch_size}
+    if args.device.startswith("cuda"):
+        report["gpu"] = torch.cuda.get_device_name(0)
+    report["decode_only_fps"] = round(decode_rate(video), 1)
+    if args.only in (None, "chunk"):
+        report["chunk"] = scenario_chunk(video, args.device, weights, args.batch_size, work)
+        print_table("run_pipeline + run_syncnet, one 30 s chunk", report["chunk"])
+    if args.only in (None, "long"):
+        report["long"] = scenario_long(video, args.device, weights, args.batch_size, work / "long_out")
+        long = report["long"]
+        long["pipeline_fps"] = round(long["source_frames"] / long["wall_seconds"], 2)
+        long["share_of_decode_rate"] = round(long["pipeline_fps"] / report["decode_only_fps"], 4)
+        print_table(f"process_long_video, {args.minutes:g} min", long)
+        print(f"detector frames / source frames: {long['detector_frames']} / {long['source_frames']} = "
+              f"{long['detector_frames_ratio']}")
+        print(f"decode-only rate {report['decode_only_fps']} fps; pipeline {long['pipeline_fps']} fps "
+              f"({100 * long['share_of_decode_rate']:.1f}% of it)")
+    report["floor_ratio"] = report.get("long", report.get("chunk", {})).get("floor_ratio")
+    report["realtime_factor"] = report.get("long", report.get("chunk", {})).get("realtime_factor")
+    report["detector_frames_ratio"] = report.get("long", {}).get("detector_frames_ratio")
+    report["rss_ratio"] = None
+    if args.rss:
+        small = rss_in_subprocess(args.minutes, args)
+        large = rss_in_subprocess(args.minutes * 4, args)
+        report["rss_mb"] = {f"{args.minutes:g}min": small, f"{4 * args.minutes:g}min": large}
+        report["rss_ratio"] = round(large / small, 4)
+        print(f"peak RSS {small} MB at {args.minutes:g} min, {large} MB at {4 * args.minutes:g} min: "
+              f"ratio {report['rss_ratio']}")
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
