@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=-30.0, help="silence chunking: level in dB (default -30)")
     p.add_argument("--min_silence", type=float, default=1.0, help="silence chunking: shortest silence (default 1.0)")
     p.add_argument("--min_chunk", type=float, default=5.0, help="silence chunking: shortest chunk (default 5.0)")
+    p.add_argument("--chunk_crf", type=int, default=18,
+                   help="H.264 quality of the chunk files: 18 (default) is visually lossless, 0 is lossless")
     p.add_argument("--min_track", type=int, default=5, help="shortest face track in frames (default 5)")
     p.add_argument("--min_face_size", type=int, default=10, help="smallest face in pixels (default 10)")
     p.add_argument("--facedet_scale", type=float, default=0.25, help="scale of frames for S3FD (default 0.25)")
@@ -62,11 +64,14 @@ def main(args: argparse.Namespace) -> int:
     for name in ("chunk_duration", "batch_size", "facedet_scale", "vshift"):
         if getattr(args, name) <= 0:
             raise InputError(f"--{name} must be positive")
+    if not 0 <= args.chunk_crf <= 51:
+        raise InputError("--chunk_crf must be between 0 and 51")
     faces = FaceOptions(facedet_scale=args.facedet_scale, crop_scale=args.crop_scale, min_track=args.min_track,
                         num_failed_det=args.num_failed_det, min_face_size=args.min_face_size,
                         batch_size=args.batch_size)
     opts = LongVideoOptions(chunking=args.chunking, chunk_duration=args.chunk_duration, overlap=args.overlap,
                             threshold=args.threshold, min_silence=args.min_silence, min_chunk=args.min_chunk,
+                            chunk_crf=args.chunk_crf,
                             faces=faces, vshift=args.vshift, min_confidence=args.min_confidence,
                             max_abs_offset=args.max_abs_offset, visualise=not args.no_visualise)
     # Bad input fails before minutes of model loading.

@@ -52,6 +52,7 @@ class LongVideoOptions:
     threshold: float = -30.0
     min_silence: float = 1.0
     min_chunk: float = 5.0
+    chunk_crf: int = 18
     faces: FaceOptions = field(default_factory=lambda: FaceOptions(min_track=5, min_face_size=10))
     vshift: int = 15
     sync_batch: int = 20
@@ -60,7 +61,7 @@ class LongVideoOptions:
     visualise: bool = True
 
     def result_parameters(self) -> dict:
-        p = {"chunking": self.chunking, "vshift": self.vshift}
+        p = {"chunking": self.chunking, "vshift": self.vshift, "chunk_crf": self.chunk_crf}
         if self.chunking == "time":
             p.update(chunk_duration=self.chunk_duration, overlap=self.overlap)
         else:
@@ -408,7 +409,7 @@ class LongVideoJob:
         fr = self.opts.faces.frame_rate
         chunk_file = self.paths.chunk_file(chunk)
         with self.times.stage("cut"):
-            start, end = media.cut(self.source, chunk_file, chunk.start, chunk.end)
+            start, end = media.cut(self.source, chunk_file, chunk.start, chunk.end, crf=self.opts.chunk_crf)
             rec.update(start=round(start, 6), end=round(end, 6))
             wav = media.extract_audio(chunk_file, self.paths.chunk_wav(chunk), 16000, 1)
         # The analysis grid starts at frame a (a/25 s); the chunk's sound starts at the

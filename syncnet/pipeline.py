@@ -396,6 +396,9 @@ def evaluate_track_file(path: str | Path, model, vshift: int = 15, batch_size: i
         raise InputError(f"{path} is {info.display_size[0]}x{info.display_size[1]}: SyncNet takes 224x224 "
                          "face crops (make them with run_pipeline.py)")
     frames = media.read_frames(path, fps=25)
+    expected = int(round(info.duration * 25))
+    if abs(len(frames) - expected) > 1:
+        log.warning("%s decoded to %d frames, its duration says %d", path, len(frames), expected)
     audio = media.read_audio(path, 16000)
     result = evaluate_sync(model, frames, audio, vshift=vshift, batch_size=batch_size)
     if report is not None:
