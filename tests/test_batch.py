@@ -99,6 +99,15 @@ def test_manual_chunking_then_batch_workflow(media_dir, tmp_path, s3fd_face_weig
     assert summary["totals"]["failed"] == 0 and summary["totals"]["success"] >= 1
     for f in summary["files"]:
         assert (tmp_path / "batch_results/pywork" / f["file"].rsplit(".", 1)[0] / "offsets.txt").exists()
+    # A corrupt file joins the folder: the run goes on, records it, and exits 1; the rest are kept.
+    (tmp_path / "chunks/zz_corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(4000))
+    proc = run(str(REPO / "batch_process.py"), "--chunks_dir", "chunks/", "--output_dir", "batch_results/",
+               "--max_workers", "2", "--min_track", "10", "--min_face_size", "20", cwd=tmp_path, env=env)
+    assert proc.returncode == 1, proc.stderr
+    assert "failed zz_corrupt.mp4" in proc.stdout
+    again = json.loads((tmp_path / "batch_results/batch_processing_summary.json").read_text())
+    assert again["totals"]["failed"] == 1
+    assert again["totals"]["skipped"] == summary["totals"]["success"] + summary["totals"]["no_faces"]
 
 
 def test_bad_input(tmp_path):
