@@ -28,11 +28,12 @@ def setup_logging(verbose: bool) -> None:
     )
 
 
-def run_main(main: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> None:
+def run_main(main: Callable[[argparse.Namespace], int | None], args: argparse.Namespace,
+             prog: str | None = None) -> None:
     """Run `main(args)` and exit: 0 ok, 1 failures, 2 bad input, 130 interrupted."""
     verbose = bool(getattr(args, "verbose", False))
     setup_logging(verbose)
-    prog = os.path.basename(sys.argv[0]) or "syncnet"
+    prog = prog or os.path.basename(sys.argv[0]) or "syncnet"
     try:
         code = main(args) or 0
     except SyncNetError as exc:

@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
         add_verbose(cmd)
         cmd.set_defaults(func=func)
     args = parser.parse_args(argv)
-    run_main(args.func, args)
+    run_main(args.func, args, prog="python -m syncnet.weights")
 
 
 if __name__ == "__main__":
