@@ -53,12 +53,6 @@ def run_main(main: Callable[[argparse.Namespace], int | None], args: argparse.Na
     sys.exit(code)
 
 
-def not_yet(name: str, issue: str) -> None:
-    """Exit 2 with a clear line: the script exists but its stage is not built yet."""
-    print(f"{name}: not available yet ({issue} is not built); see README.md", file=sys.stderr)
-    sys.exit(2)
-
-
 def load_models(device: str | None, s3fd_path: str | None = None, syncnet_path: str | None = None,
                 need_syncnet: bool = True):
     """The detector and SyncNet, loaded once per process (weights resolved as documented)."""
