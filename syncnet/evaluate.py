@@ -97,6 +97,15 @@ def _model_device(model: torch.nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def _lip_format(model: torch.nn.Module) -> torch.memory_format:
+    """The memory format the lip tower's weights are in (channels-last on the CPU, see load_syncnet)."""
+    tower = getattr(model, "netcnnlip", None)
+    weight = tower[0].weight if tower is not None else None
+    if weight is not None and weight.dim() == 5 and weight.is_contiguous(memory_format=torch.channels_last_3d):
+        return torch.channels_last_3d
+    return torch.contiguous_format
+
+
 def _embed(model: torch.nn.Module, frames: np.ndarray, audio: np.ndarray, n_win: int,
            batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     device = _model_device(model)
@@ -111,8 +120,10 @@ def _embed(model: torch.nn.Module, frames: np.ndarray, audio: np.ndarray, n_win:
         for start in range(0, n_win, batch_size):
             stop = min(n_win, start + batch_size)
             # Only this batch's frames become float: (3, t, H, W) -> windows (b, 3, 5, H, W).
-            part = clip[start:stop + WINDOW - 1].to(device).permute(3, 0, 1, 2).float()
-            lip_in = part.unfold(1, WINDOW, 1).permute(1, 0, 4, 2, 3).contiguous()
+            # Windows are laid out in uint8 (a quarter of the bytes), then made float on the device.
+            part = clip[start:stop + WINDOW - 1].permute(3, 0, 1, 2)
+            lip_in = part.unfold(1, WINDOW, 1).permute(1, 0, 4, 2, 3)
+            lip_in = lip_in.contiguous(memory_format=_lip_format(model)).to(device).float()
             aud_in = aud_windows[start:stop].unsqueeze(1).contiguous().to(device)
             lip_out.append(model.forward_lip(lip_in).float().cpu())
             aud_out.append(model.forward_aud(aud_in).float().cpu())

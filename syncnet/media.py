@@ -295,6 +295,17 @@ class _StderrDrain(threading.Thread):
         return b"".join(self.chunks).decode(errors="replace")
 
 
+def _read_into(pipe, view: memoryview) -> int:
+    """Fill `view` from a raw pipe; fewer bytes only at the end of the stream."""
+    got = 0
+    while got < len(view):
+        n = pipe.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
+
+
 def iter_frames(src: str | os.PathLike, fps: float | None = 25.0, batch_size: int = 32,
                 start: float | None = None, end: float | None = None,
                 info: MediaInfo | None = None) -> Iterator[np.ndarray]:
@@ -331,16 +342,19 @@ def iter_frames(src: str | os.PathLike, fps: float | None = 25.0, batch_size: in
     args += ["-vsync", "passthrough", "-f", "rawvideo", "-pix_fmt", "bgr24", "-"]
     log.debug("ffmpeg: %s", args)
     frame_bytes = width * height * 3
-    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Unbuffered stdout: frames are read straight into each batch's own array (one copy).
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            bufsize=0)
     drain = _StderrDrain(proc.stderr)
     drain.start()
     try:
         while True:
-            buf = proc.stdout.read(frame_bytes * batch_size)
-            n = len(buf) // frame_bytes
+            batch = np.empty((batch_size, height, width, 3), np.uint8)
+            got = _read_into(proc.stdout, memoryview(batch).cast("B"))
+            n = got // frame_bytes
             if n:
-                yield np.frombuffer(buf[: n * frame_bytes], np.uint8).reshape(n, height, width, 3)
-            if len(buf) < frame_bytes * batch_size:
+                yield batch[:n]
+            if got < frame_bytes * batch_size:
                 break
         rc = proc.wait()
         drain.join()
@@ -484,14 +498,19 @@ class VideoWriter:
         self.drain.start()
 
     def write(self, frame: np.ndarray) -> None:
-        if frame.shape[1::-1] != tuple(self.size) or frame.dtype != np.uint8:
-            raise ValueError(f"frame of shape {frame.shape} does not match writer size {self.size}")
+        """One (H, W, 3) uint8 BGR frame."""
+        self.write_many(frame[None])
+
+    def write_many(self, frames: np.ndarray) -> None:
+        """A (N, H, W, 3) uint8 BGR batch, handed to FFmpeg without an extra copy."""
+        if frames.ndim != 4 or frames.shape[2:0:-1] != tuple(self.size) or frames.dtype != np.uint8:
+            raise ValueError(f"frames of shape {frames.shape} do not match writer size {self.size}")
         try:
-            self.proc.stdin.write(np.ascontiguousarray(frame).tobytes())
+            self.proc.stdin.write(memoryview(np.ascontiguousarray(frames)).cast("B"))
         except BrokenPipeError as exc:
             self.proc.wait()
             raise MediaError(f"ffmpeg stopped while writing {self.dst}", _tail(self.drain.text())) from exc
-        self.frames += 1
+        self.frames += len(frames)
 
     def close(self) -> Path:
         self.proc.stdin.close()

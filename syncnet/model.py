@@ -63,7 +63,7 @@ class SyncNetModel(nn.Module):
     def forward_lip(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, 5, 224, 224) BGR frames as float 0..255 -> (N, 1024)."""
         mid = self.netcnnlip(x)
-        return self.netfclip(mid.view(mid.size(0), -1))
+        return self.netfclip(mid.reshape(mid.size(0), -1))
 
 
 def default_device() -> str:
@@ -93,5 +93,9 @@ def load_syncnet(path: str | Path, device: str | torch.device = "cpu") -> SyncNe
     Raises WeightsError for a missing or wrong file and InputError for an unusable device.
     """
     dev = parse_device(device)
-    model = load_weights_into(SyncNetModel(), path, SYNCNET)
-    return model.to(dev).eval()
+    model = load_weights_into(SyncNetModel(), path, SYNCNET).to(dev).eval()
+    if dev.type == "cpu":
+        # oneDNN runs the 3-D convolutions of the lip tower about 1.4x faster on
+        # channels-last tensors; the results are the same up to float rounding.
+        model.netcnnlip.to(memory_format=torch.channels_last_3d)
+    return model

@@ -221,8 +221,7 @@ def write_track_video(path: Path, crops: np.ndarray, audio: np.ndarray, frame_ra
     media.write_wav(wav, audio)
     try:
         with media.VideoWriter(path, frame_rate, (224, 224), audio_wav=wav) as writer:
-            for crop in crops:
-                writer.write(crop)
+            writer.write_many(crops)
     finally:
         wav.unlink(missing_ok=True)
 
@@ -267,8 +266,7 @@ class _AviSink:
         if self.writer is None:
             self.writer = media.VideoWriter(self.path, self.fps, (batch.shape[2], batch.shape[1]),
                                             audio_wav=self.audio_wav)
-        for frame in batch:
-            self.writer.write(frame)
+        self.writer.write_many(batch)
 
     def close(self) -> None:
         if self.writer is not None:

@@ -76,9 +76,10 @@ def write_visualisation(layout: Layout, frame_rate: int = 25) -> Path:
             if writer is None:
                 writer = media.VideoWriter(layout.video_out, frame_rate, (batch.shape[2], batch.shape[1]),
                                            audio_wav=layout.audio_wav if layout.audio_wav.exists() else None)
-            for frame in batch:
-                writer.write(draw_faces(frame.copy(), faces[index] if index < len(faces) else []))
+            for frame in batch:  # each batch is a fresh array: draw on it in place
+                draw_faces(frame, faces[index] if index < len(faces) else [])
                 index += 1
+            writer.write_many(batch)
     except BaseException:
         if writer is not None:
             writer.abort()

@@ -60,6 +60,11 @@ class S3FD:
     def __init__(self, weights: str | Path, device: str | torch.device = "cpu"):
         self.device = _device(device)
         self.net = load_weights_into(S3FDNet(), weights, S3FD_WEIGHTS).to(self.device).eval()
+        # On the CPU, oneDNN runs S3FD about 1.25x faster on channels-last (NHWC) tensors,
+        # which is also the layout decoded frames arrive in; results differ only by rounding.
+        self.channels_last = self.device.type == "cpu"
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
         self._mean = torch.tensor(RGB_MEAN, dtype=torch.float32, device=self.device)
 
     def _detect(self, images: np.ndarray, conf_th: float, scale: float) -> list[np.ndarray]:
@@ -68,10 +73,18 @@ class S3FD:
         if not scale > 0:
             raise InputError(f"S3FD scale must be positive, got {scale}")
         h, w = images.shape[1:3]
-        resized = np.stack([_resize(im, scale) for im in images])
+        if images.strides[-1] < 0:
+            # A channel-reversed view (BGR frames passed as RGB): resizing works per channel,
+            # so resize the contiguous BGR memory and reverse the small result (same values,
+            # without copying every full-size frame first).
+            resized = np.ascontiguousarray(np.stack([_resize(im, scale) for im in images[..., ::-1]])[..., ::-1])
+        else:
+            resized = np.stack([_resize(im, scale) for im in images])
         x = torch.from_numpy(resized).to(self.device)
         with torch.inference_mode():
-            x = (x.float() - self._mean).permute(0, 3, 1, 2).contiguous()
+            x = (x.float() - self._mean).permute(0, 3, 1, 2)  # NHWC memory: channels-last already
+            if not self.channels_last:
+                x = x.contiguous()
             loc, conf, sizes = self.net(x)
             priors = prior_boxes(x.shape[2], x.shape[3], sizes, self.device)
             per_image = [detect(loc[b], conf[b], priors, conf_th) for b in range(len(images))]
