@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from syncnet.cli import add_verbose, run_main
+from syncnet.cli import add_precision, add_verbose, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +23,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min_track", type=int, default=5, help="shortest face track in frames (default 5)")
     p.add_argument("--min_face_size", type=int, default=10, help="smallest face in pixels (default 10)")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    add_precision(p)
+    p.add_argument("--detect_every", type=int, default=1,
+                   help="run S3FD on every n-th frame only, holding its boxes in between (default 1: every "
+                        "frame; faster, changes results slightly, see README, Speed)")
     p.add_argument("--batch_size", type=int, default=16, help="frames per detector forward pass (default 16)")
     p.add_argument("--syncnet_model", default=None, help="SyncNet weights (default: see README, Weights)")
     p.add_argument("--s3fd_model", default=None, help="S3FD weights (default: see README, Weights)")
@@ -41,12 +45,14 @@ def main(args: argparse.Namespace) -> int:
     from syncnet.errors import InputError
     from syncnet.pipeline import FaceOptions
 
-    if args.max_workers <= 0 or args.batch_size <= 0:
-        raise InputError("--max_workers and --batch_size must be positive")
+    if args.max_workers <= 0 or args.batch_size <= 0 or args.detect_every <= 0:
+        raise InputError("--max_workers, --batch_size and --detect_every must be positive")
     find_videos(args.chunks_dir)
     ensure_writable_dir(args.output_dir)
-    detector, model = load_models(args.device, args.s3fd_model, args.syncnet_model)
-    opts = FaceOptions(min_track=args.min_track, min_face_size=args.min_face_size, batch_size=args.batch_size)
+    detector, model = load_models(args.device, args.s3fd_model, args.syncnet_model,
+                                  precision=args.precision)
+    opts = FaceOptions(min_track=args.min_track, min_face_size=args.min_face_size, batch_size=args.batch_size,
+                       detect_every=args.detect_every)
     summary = process_folder(args.chunks_dir, args.output_dir, opts, detector, model,
                              max_workers=args.max_workers, force=args.force, visualise=args.visualise,
                              progress=sys.stderr.isatty())

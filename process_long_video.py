@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from syncnet.cli import add_verbose, run_main
+from syncnet.cli import add_precision, add_verbose, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num_failed_det", type=int, default=25, help="missed detections inside a track (default 25)")
     p.add_argument("--vshift", type=int, default=15, help="largest offset searched in frames (default 15)")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    add_precision(p)
+    p.add_argument("--detect_every", type=int, default=1,
+                   help="run S3FD on every n-th frame only, holding its boxes in between (default 1: every "
+                        "frame; faster, changes results slightly, see README, Speed)")
     p.add_argument("--batch_size", type=int, default=16, help="frames per detector forward pass (default 16)")
     p.add_argument("--syncnet_model", default=None, help="SyncNet weights (default: see README, Weights)")
     p.add_argument("--s3fd_model", default=None, help="S3FD weights (default: see README, Weights)")
@@ -61,19 +65,20 @@ def main(args: argparse.Namespace) -> int:
     from syncnet.longvideo import LongVideoOptions, process_long_video, report
     from syncnet.pipeline import FaceOptions
 
-    for name in ("chunk_duration", "batch_size", "facedet_scale", "vshift"):
+    for name in ("chunk_duration", "batch_size", "facedet_scale", "vshift", "detect_every"):
         if getattr(args, name) <= 0:
             raise InputError(f"--{name} must be positive")
     if not 0 <= args.chunk_crf <= 51:
         raise InputError("--chunk_crf must be between 0 and 51")
     faces = FaceOptions(facedet_scale=args.facedet_scale, crop_scale=args.crop_scale, min_track=args.min_track,
                         num_failed_det=args.num_failed_det, min_face_size=args.min_face_size,
-                        batch_size=args.batch_size)
+                        batch_size=args.batch_size, detect_every=args.detect_every)
     opts = LongVideoOptions(chunking=args.chunking, chunk_duration=args.chunk_duration, overlap=args.overlap,
                             threshold=args.threshold, min_silence=args.min_silence, min_chunk=args.min_chunk,
                             chunk_crf=args.chunk_crf,
                             faces=faces, vshift=args.vshift, min_confidence=args.min_confidence,
-                            max_abs_offset=args.max_abs_offset, visualise=not args.no_visualise)
+                            max_abs_offset=args.max_abs_offset, visualise=not args.no_visualise,
+                            precision=args.precision)
     # Bad input fails before minutes of model loading.
     info = media.probe(args.input_video)
     media.require_video(info)
@@ -83,7 +88,8 @@ def main(args: argparse.Namespace) -> int:
 
         plan_time_chunks(info.duration, opts.chunk_duration, opts.overlap)
     ensure_writable_dir(args.output_dir)
-    detector, model = load_models(args.device, args.s3fd_model, args.syncnet_model)
+    detector, model = load_models(args.device, args.s3fd_model, args.syncnet_model,
+                                  precision=args.precision)
     summary = process_long_video(args.input_video, args.output_dir, opts, detector, model, force=args.force,
                                  progress=sys.stderr.isatty())
     print(report(summary, Path(args.output_dir)))

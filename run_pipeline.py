@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from syncnet.cli import add_verbose, run_main
+from syncnet.cli import add_precision, add_verbose, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch_size", type=int, default=16, help="frames per detector forward pass (default 16)")
     p.add_argument("--s3fd_model", default=None,
                    help="S3FD weights (default: $S3FD_MODEL, detectors/s3fd/weights/sfd_face.pth, ~/.cache/syncnet)")
+    p.add_argument("--detect_every", type=int, default=1,
+                   help="run S3FD on every n-th frame only, holding its boxes in between (default 1: every "
+                        "frame; faster, changes results slightly, see README, Speed)")
+    add_precision(p)
     p.add_argument("--keep_frames", action="store_true", help="also write every frame to DATA_DIR/pyframes/R/")
     add_verbose(p)
     return p
@@ -48,16 +52,19 @@ def main(args: argparse.Namespace) -> int:
     from syncnet.weights import S3FD as S3FD_WEIGHTS
     from syncnet.weights import resolve_weights
 
-    if args.facedet_scale <= 0 or args.crop_scale < 0 or args.frame_rate <= 0 or args.batch_size <= 0:
-        raise InputError("--facedet_scale, --frame_rate and --batch_size must be positive")
+    if (args.facedet_scale <= 0 or args.crop_scale < 0 or args.frame_rate <= 0 or args.batch_size <= 0
+            or args.detect_every <= 0):
+        raise InputError("--facedet_scale, --frame_rate, --batch_size and --detect_every must be positive")
     layout = Layout(Path(args.data_dir), check_reference(args.reference))
     opts = FaceOptions(facedet_scale=args.facedet_scale, crop_scale=args.crop_scale, min_track=args.min_track,
                        frame_rate=args.frame_rate, num_failed_det=args.num_failed_det,
-                       min_face_size=args.min_face_size, batch_size=args.batch_size)
+                       min_face_size=args.min_face_size, batch_size=args.batch_size,
+                       detect_every=args.detect_every)
     from syncnet import media
 
     media.probe(args.videofile)  # bad input fails before the model loads
-    detector = S3FD(weights=resolve_weights(S3FD_WEIGHTS, args.s3fd_model), device=args.device or default_device())
+    detector = S3FD(weights=resolve_weights(S3FD_WEIGHTS, args.s3fd_model), device=args.device or default_device(),
+                    precision=args.precision)
     result = analyse_video(args.videofile, layout, opts, detector=detector, keep_frames=args.keep_frames,
                            progress=sys.stderr.isatty())
     if result.tracks:

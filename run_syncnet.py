@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from syncnet.cli import add_verbose, run_main
+from syncnet.cli import add_precision, add_verbose, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--videofile", default="", help="a face video to evaluate on its own")
     p.add_argument("--reference", default="", help="name of the run under DATA_DIR")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    add_precision(p)
     add_verbose(p)
     return p
 
@@ -45,7 +46,8 @@ def main(args: argparse.Namespace) -> int:
     use_reference = layout is not None and layout.crop_dir.is_dir()
     if not use_reference and not args.videofile:
         raise InputError("give --reference R (with DATA_DIR/pycrop/R/ from run_pipeline.py) or --videofile FILE")
-    model = load_syncnet(resolve_weights(SYNCNET, args.initial_model), device=args.device or default_device())
+    model = load_syncnet(resolve_weights(SYNCNET, args.initial_model), device=args.device or default_device(),
+                          precision=args.precision)
     if use_reference:
         results = evaluate_tracks(layout, model, vshift=args.vshift, batch_size=args.batch_size, report=print)
         if not results:

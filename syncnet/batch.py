@@ -53,10 +53,16 @@ def find_videos(folder: str | Path) -> list[Path]:
     return videos
 
 
-def _parameters(opts: FaceOptions, vshift: int) -> dict:
-    return {"facedet_scale": opts.facedet_scale, "crop_scale": opts.crop_scale, "min_track": opts.min_track,
-            "frame_rate": opts.frame_rate, "num_failed_det": opts.num_failed_det,
-            "min_face_size": opts.min_face_size, "conf_th": opts.conf_th, "vshift": vshift}
+def _parameters(opts: FaceOptions, vshift: int, precision: str) -> dict:
+    p = {"facedet_scale": opts.facedet_scale, "crop_scale": opts.crop_scale, "min_track": opts.min_track,
+         "frame_rate": opts.frame_rate, "num_failed_det": opts.num_failed_det,
+         "min_face_size": opts.min_face_size, "conf_th": opts.conf_th, "vshift": vshift}
+    # The speed options, recorded only when used (default summaries keep their form).
+    if opts.detect_every != 1:
+        p["detect_every"] = opts.detect_every
+    if precision != "fp32":
+        p["precision"] = precision
+    return p
 
 
 def process_folder(chunks_dir: str | Path, output_dir: str | Path, opts: FaceOptions, detector, model,
@@ -70,7 +76,7 @@ def process_folder(chunks_dir: str | Path, output_dir: str | Path, opts: FaceOpt
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary_path = out / SUMMARY
-    params = _parameters(opts, vshift)
+    params = _parameters(opts, vshift, getattr(model, "precision", "fp32"))
     previous: dict = {}
     if summary_path.exists() and not force:
         try:

@@ -53,8 +53,14 @@ def run_main(main: Callable[[argparse.Namespace], int | None], args: argparse.Na
     sys.exit(code)
 
 
+def add_precision(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                        help="network arithmetic: fp32 (default, the reference's), bf16 (CPU with AMX/AVX512-BF16 "
+                             "or GPU), fp16 (CUDA); faster, and changes results slightly (README, Speed)")
+
+
 def load_models(device: str | None, s3fd_path: str | None = None, syncnet_path: str | None = None,
-                need_syncnet: bool = True):
+                need_syncnet: bool = True, precision: str = "fp32"):
     """The detector and SyncNet, loaded once per process (weights resolved as documented)."""
     from detectors import S3FD
 
@@ -65,6 +71,6 @@ def load_models(device: str | None, s3fd_path: str | None = None, syncnet_path: 
     device = device or default_device()
     s3fd_file = resolve_weights(S3FD_WEIGHTS, s3fd_path)
     syncnet_file = resolve_weights(SYNCNET, syncnet_path) if need_syncnet else None
-    detector = S3FD(weights=s3fd_file, device=device)
-    model = load_syncnet(syncnet_file, device=device) if need_syncnet else None
+    detector = S3FD(weights=s3fd_file, device=device, precision=precision)
+    model = load_syncnet(syncnet_file, device=device, precision=precision) if need_syncnet else None
     return detector, model

@@ -23,6 +23,7 @@ from scipy import signal
 
 from .audio import SAMPLE_RATE, mfcc
 from .errors import InputError
+from .precision import autocast
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ def _lip_format(model: torch.nn.Module) -> torch.memory_format:
 def _embed(model: torch.nn.Module, frames: np.ndarray, audio: np.ndarray, n_win: int,
            batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     device = _model_device(model)
+    precision = getattr(model, "precision", "fp32")
     # Column 4(n_win-1)+19 ends before sample 640*(n_win+5); MFCC columns are local, so
     # the cut leaves every used column bit-for-bit as on the whole track.
     used = audio[:SAMPLES_PER_FRAME * (n_win + WINDOW)]
@@ -125,8 +127,10 @@ def _embed(model: torch.nn.Module, frames: np.ndarray, audio: np.ndarray, n_win:
             lip_in = part.unfold(1, WINDOW, 1).permute(1, 0, 4, 2, 3)
             lip_in = lip_in.contiguous(memory_format=_lip_format(model)).to(device).float()
             aud_in = aud_windows[start:stop].unsqueeze(1).contiguous().to(device)
-            lip_out.append(model.forward_lip(lip_in).float().cpu())
-            aud_out.append(model.forward_aud(aud_in).float().cpu())
+            with autocast(device, precision):
+                lip, aud = model.forward_lip(lip_in), model.forward_aud(aud_in)
+            lip_out.append(lip.float().cpu())
+            aud_out.append(aud.float().cpu())
     return torch.cat(lip_out), torch.cat(aud_out)
 
 

@@ -29,7 +29,7 @@ from . import __version__, media
 from .chunking import Chunk, ensure_writable_dir, plan_silence_chunks, plan_time_chunks
 from .errors import InputError, SyncNetError
 from .layout import Layout
-from .pipeline import Detections, FaceDetector, FaceOptions, analyse_video
+from .pipeline import Detections, FaceDetector, FaceOptions, FrameDetector, analyse_video
 from .results import track_record, write_bytes_atomic, write_json_atomic
 from .scenes import SceneDetector
 from .timing import StageTimes
@@ -59,9 +59,16 @@ class LongVideoOptions:
     min_confidence: float | None = None
     max_abs_offset: int | None = None
     visualise: bool = True
+    precision: str = "fp32"  # what the models were loaded with (recorded; see syncnet.precision)
 
     def result_parameters(self) -> dict:
         p = {"chunking": self.chunking, "vshift": self.vshift, "chunk_crf": self.chunk_crf}
+        # The speed options change results: recorded (and a change refused) only when used,
+        # so summaries of default runs keep their earlier form.
+        if self.faces.detect_every != 1:
+            p["detect_every"] = self.faces.detect_every
+        if self.precision != "fp32":
+            p["precision"] = self.precision
         if self.chunking == "time":
             p.update(chunk_duration=self.chunk_duration, overlap=self.overlap)
         else:
@@ -120,6 +127,14 @@ class Paths:
 
     def layout(self, c: Chunk) -> Layout:
         return Layout(self.data, c.name)
+
+
+def _held_boxes(det: Detections, resume_at: int, every: int) -> np.ndarray | None:
+    """With detect_every > 1, the boxes a resumed run holds until its next detected frame."""
+    last = resume_at - 1 - (resume_at - 1) % every if resume_at else -1
+    if every <= 1 or resume_at % every == 0 or last < det.first_frame or last >= det.n_frames:
+        return None
+    return np.array([[*f["bbox"], f["conf"]] for f in det.faces_of(last)], np.float64).reshape(-1, 5)
 
 
 def frame_range(chunk: Chunk, frame_rate: int) -> tuple[int, int]:
@@ -336,6 +351,8 @@ class LongVideoJob:
             resume_at = state["n_frames"]
             scenes.restore(state["cuts"], resume_at)
             log.warning("resuming detection at frame %d", resume_at)
+        find_faces = FrameDetector(self.detector, self.opts.faces, held=_held_boxes(det, resume_at,
+                                                                                  self.opts.faces.detect_every))
         total = summary["source_frames"]
         queue = list(todo)
         bar = tqdm(total=total, initial=resume_at, desc="detecting", unit="frame", disable=not self.progress,
@@ -361,8 +378,7 @@ class LongVideoJob:
                 if not det.width:
                     det.height, det.width = batch.shape[1:3]
                 with self.times.stage("detect"):
-                    det.add_batch(self.detector.detect_batch(batch[..., ::-1], conf_th=self.opts.faces.conf_th,
-                                                             scale=self.opts.faces.facedet_scale))
+                    det.add_batch(find_faces(batch, first))
                 self.detector_frames_this_run += len(batch)
                 with self.times.stage("scenes"):
                     scenes.push(batch, first)

@@ -18,14 +18,16 @@ import json
 import logging
 import math
 import os
+import queue
 import re
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -295,6 +297,62 @@ class _StderrDrain(threading.Thread):
         return b"".join(self.chunks).decode(errors="replace")
 
 
+T = TypeVar("T")
+_END = object()
+
+
+def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """Yield `items`, produced in a background thread up to `depth` ahead (a bounded queue).
+
+    Decoding (FFmpeg, and reading its pipe) then runs while the caller computes,
+    instead of waiting for each batch: a pipe holds only 64 KB, so without this the
+    decoder stalls whenever the network runs.  Errors reach the caller; closing the
+    generator stops the producer and closes `items`.
+    """
+    if depth <= 0:
+        yield from items
+        return
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        it = iter(items)
+        try:
+            for item in it:
+                if not put((item, None)):
+                    return
+            put((_END, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put((_END, exc))
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, exc = q.get()
+            if exc is not None:
+                raise exc
+            if item is _END:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
 def _read_into(pipe, view: memoryview) -> int:
     """Fill `view` from a raw pipe; fewer bytes only at the end of the stream."""
     got = 0
@@ -308,14 +366,21 @@ def _read_into(pipe, view: memoryview) -> int:
 
 def iter_frames(src: str | os.PathLike, fps: float | None = 25.0, batch_size: int = 32,
                 start: float | None = None, end: float | None = None,
-                info: MediaInfo | None = None) -> Iterator[np.ndarray]:
+                info: MediaInfo | None = None, prefetch_batches: int = 2) -> Iterator[np.ndarray]:
     """Yield decoded frames as uint8 BGR arrays of shape (B, H, W, 3), B <= batch_size.
 
     With `fps`, frames sit on that rate's grid from t=0 of the file (nearest source
     frame, as FFmpeg's fps filter does); `fps=None` yields the source frames as they are.
     `start`/`end` (seconds) select the frames of [start, end) of that grid (decoding
-    from the start of the file).  Memory is one batch, whatever the length of the video.
+    from the start of the file).  Up to `prefetch_batches` batches are decoded ahead in
+    a thread; memory is those batches, whatever the length of the video.  Each batch
+    is a fresh array the caller may keep or modify.
     """
+    yield from prefetch(_decode(src, fps, batch_size, start, end, info), prefetch_batches)
+
+
+def _decode(src: str | os.PathLike, fps: float | None, batch_size: int, start: float | None,
+            end: float | None, info: MediaInfo | None) -> Iterator[np.ndarray]:
     info = info or probe(src)
     require_video(info)
     width, height = info.display_size
@@ -469,14 +534,18 @@ def detect_silences(src: str | os.PathLike, threshold_db: float = -30.0, min_sil
 
 
 class VideoWriter:
-    """Encode BGR frames fed one by one, optionally with a soundtrack; atomic on close.
+    """Encode BGR frames fed in batches, optionally with a soundtrack; atomic on close.
 
-    Used for face-track crops (`pycrop/R/00000.avi`) and the visualisation.  The
-    default codec matches the reference's AVI files (MPEG-4 part 2, XVID tag).
+    Used for video.avi, face-track crops (`pycrop/R/00000.avi`) and the visualisation.
+    The default codec matches the reference's AVI files (MPEG-4 part 2, XVID tag).
+    Frames go to FFmpeg from a feeder thread through a bounded queue (`queue_batches`),
+    so encoding runs while the caller computes; a batch handed to `write_many` is
+    read later and must not be modified afterwards.
     """
 
     def __init__(self, dst: str | os.PathLike, fps: float, size: tuple[int, int],
-                 audio_wav: str | os.PathLike | None = None, codec: str = "mpeg4", quality: int = 2):
+                 audio_wav: str | os.PathLike | None = None, codec: str = "mpeg4", quality: int = 2,
+                 queue_batches: int = 2):
         self.dst = Path(dst)
         self.tmp = self.dst.with_name(f".{self.dst.stem}.part{self.dst.suffix}")
         self.size = size
@@ -493,30 +562,61 @@ class VideoWriter:
         args += [_arg_path(self.tmp)]
         log.debug("ffmpeg: %s", args)
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
+                                     stderr=subprocess.PIPE, bufsize=0)
         self.drain = _StderrDrain(self.proc.stderr)
         self.drain.start()
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, queue_batches))
+        self._broken = False
+        self._feeder = threading.Thread(target=self._feed, name="video-writer", daemon=True)
+        self._feeder.start()
+
+    def _feed(self) -> None:
+        while True:
+            frames = self._queue.get()
+            if frames is None:
+                return
+            if self._broken:
+                continue  # FFmpeg is gone: drop the rest, the caller hears of it
+            try:
+                view = memoryview(frames).cast("B")
+                while len(view):  # a raw pipe may take part of a write
+                    view = view[self.proc.stdin.write(view):]
+            except (BrokenPipeError, OSError, ValueError):
+                self._broken = True
+
+    def _failed(self) -> MediaError:
+        self.proc.wait()
+        self.drain.join()
+        return MediaError(f"ffmpeg stopped while writing {self.dst}", _tail(self.drain.text()))
 
     def write(self, frame: np.ndarray) -> None:
         """One (H, W, 3) uint8 BGR frame."""
         self.write_many(frame[None])
 
     def write_many(self, frames: np.ndarray) -> None:
-        """A (N, H, W, 3) uint8 BGR batch, handed to FFmpeg without an extra copy."""
+        """A (N, H, W, 3) uint8 BGR batch (not to be modified afterwards: it is read later)."""
         if frames.ndim != 4 or frames.shape[2:0:-1] != tuple(self.size) or frames.dtype != np.uint8:
             raise ValueError(f"frames of shape {frames.shape} do not match writer size {self.size}")
-        try:
-            self.proc.stdin.write(memoryview(np.ascontiguousarray(frames)).cast("B"))
-        except BrokenPipeError as exc:
-            self.proc.wait()
-            raise MediaError(f"ffmpeg stopped while writing {self.dst}", _tail(self.drain.text())) from exc
+        if self._broken:
+            raise self._failed()
+        if len(frames):
+            self._queue.put(np.ascontiguousarray(frames))
         self.frames += len(frames)
 
+    def _stop_feeder(self) -> None:
+        if self._feeder.is_alive():
+            self._queue.put(None)
+            self._feeder.join()
+
     def close(self) -> Path:
-        self.proc.stdin.close()
+        self._stop_feeder()
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            self._broken = True
         rc = self.proc.wait()
         self.drain.join()
-        if rc != 0:
+        if rc != 0 or self._broken:
             self.tmp.unlink(missing_ok=True)
             raise MediaError(f"ffmpeg failed to write {self.dst}", _tail(self.drain.text()))
         os.replace(self.tmp, self.dst)
@@ -526,6 +626,7 @@ class VideoWriter:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self._stop_feeder()
         self.tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> VideoWriter:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .errors import InputError
+from .precision import check_precision
 from .weights import SYNCNET, load_weights_into
 
 
@@ -87,13 +88,15 @@ def parse_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-def load_syncnet(path: str | Path, device: str | torch.device = "cpu") -> SyncNetModel:
+def load_syncnet(path: str | Path, device: str | torch.device = "cpu", precision: str = "fp32") -> SyncNetModel:
     """The network with the published (or stand-in) weights at `path`, in eval mode on `device`.
 
-    Raises WeightsError for a missing or wrong file and InputError for an unusable device.
+    Raises WeightsError for a missing or wrong file and InputError for an unusable device
+    or precision (see syncnet.precision; fp32, the reference's, by default).
     """
     dev = parse_device(device)
     model = load_weights_into(SyncNetModel(), path, SYNCNET).to(dev).eval()
+    model.precision = check_precision(precision, dev)  # read by evaluate.embed_windows
     if dev.type == "cpu":
         # oneDNN runs the 3-D convolutions of the lip tower about 1.4x faster on
         # channels-last tensors; the results are the same up to float rounding.

@@ -48,6 +48,7 @@ class FaceOptions:
     min_face_size: int = 100
     batch_size: int = 16
     conf_th: float = 0.9  # the reference's detection threshold
+    detect_every: int = 1  # speed option: S3FD on every n-th frame only (see FrameDetector)
 
 
 @dataclass
@@ -90,6 +91,41 @@ class Detections:
         self.first_frame += drop
 
 
+class FrameDetector:
+    """Boxes for every frame of a stream, as the reference finds them: S3FD on each frame.
+
+    With `opts.detect_every = n > 1` (a speed option, off by default) S3FD sees only
+    frames 0, n, 2n, ... of the frame grid, and the n - 1 frames after each hold its
+    boxes; the tracker and the track smoothing then treat them as detections.  `held`
+    carries the boxes of the last detected frame into a resumed run.
+    """
+
+    def __init__(self, detector: FaceDetector, opts: FaceOptions, held: np.ndarray | None = None):
+        self.detector, self.opts, self.held = detector, opts, held
+        self.frames_detected = 0
+
+    def _run(self, frames_bgr: np.ndarray) -> list[np.ndarray]:
+        self.frames_detected += len(frames_bgr)
+        return self.detector.detect_batch(frames_bgr[..., ::-1], conf_th=self.opts.conf_th,
+                                          scale=self.opts.facedet_scale)
+
+    def __call__(self, batch_bgr: np.ndarray, first: int) -> list[np.ndarray]:
+        """Boxes of frames first .. first + len(batch) - 1 (BGR frames)."""
+        every = max(1, int(self.opts.detect_every))
+        if every == 1:
+            return self._run(batch_bgr)
+        picked = [k for k in range(len(batch_bgr)) if (first + k) % every == 0]
+        found = iter(self._run(batch_bgr[picked]) if picked else [])
+        boxes = []
+        for k in range(len(batch_bgr)):
+            if (first + k) % every == 0:
+                self.held = next(found)
+            elif self.held is None:  # a run resumed between detected frames without their boxes
+                self.held = self._run(batch_bgr[k:k + 1])[0]
+            boxes.append(self.held)
+        return boxes
+
+
 def detect_video(batches: Iterable[np.ndarray], detector: FaceDetector, opts: FaceOptions,
                  sinks: Iterable[Callable[[np.ndarray, int], None]] = ()) -> Detections:
     """Faces (score > opts.conf_th) and shot boundaries of every frame, in one pass.
@@ -100,11 +136,12 @@ def detect_video(batches: Iterable[np.ndarray], detector: FaceDetector, opts: Fa
     det = Detections()
     scenes = SceneDetector()
     sinks = list(sinks)
+    find_faces = FrameDetector(detector, opts)
     for batch in batches:
         first = det.n_frames
         if not det.width:
             det.height, det.width = batch.shape[1:3]
-        det.add_batch(detector.detect_batch(batch[..., ::-1], conf_th=opts.conf_th, scale=opts.facedet_scale))
+        det.add_batch(find_faces(batch, first))
         scenes.push(batch, first)
         for sink in sinks:
             sink(batch, first)

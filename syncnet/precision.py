@@ -1,0 +1,34 @@
+"""Optional reduced-precision inference (off by default: it changes the numbers a little).
+
+`fp32` is the reference's arithmetic.  `bf16` runs the convolutions under autocast in
+bfloat16 (fast on CPUs with AMX or AVX512-BF16, and on recent GPUs); `fp16` does the
+same in float16 on CUDA.  Outputs are turned back into float32 before any box or
+distance maths, so only the network activations lose precision.  README, Speed,
+lists the measured gains and changes.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from .errors import InputError
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def check_precision(precision: str, device: torch.device) -> str:
+    """`precision` if it can run on `device`; InputError (one line) otherwise."""
+    if precision not in PRECISIONS:
+        raise InputError(f"unknown precision {precision!r} (use one of {', '.join(PRECISIONS)})")
+    if precision == "fp16" and device.type != "cuda":
+        raise InputError("--precision fp16 needs a CUDA device; on the CPU use bf16")
+    return precision
+
+
+def autocast(device: torch.device, precision: str):
+    """A context under which forward passes run at `precision` (nothing for fp32)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
