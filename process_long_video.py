@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_abs_offset", type=int, default=None, help="filter: keep chunks with |offset| <= this")
     p.add_argument("--force", action="store_true", help="redo finished chunks (needed when parameters changed)")
     p.add_argument("--no_visualise", action="store_true", help="skip video_out.avi")
+    p.add_argument("--chunk_workers", type=int, default=0,
+                   help="chunks analysed at once while detection goes on (default 0: 1 on the CPU, 3 on a GPU; "
+                        "results do not depend on it)")
     add_verbose(p)
     return p
 
@@ -65,6 +68,8 @@ def main(args: argparse.Namespace) -> int:
     from syncnet.longvideo import LongVideoOptions, process_long_video, report
     from syncnet.pipeline import FaceOptions
 
+    if args.chunk_workers < 0:
+        raise InputError("--chunk_workers must be 0 (automatic) or more")
     for name in ("chunk_duration", "batch_size", "facedet_scale", "vshift", "detect_every"):
         if getattr(args, name) <= 0:
             raise InputError(f"--{name} must be positive")
@@ -78,7 +83,7 @@ def main(args: argparse.Namespace) -> int:
                             chunk_crf=args.chunk_crf,
                             faces=faces, vshift=args.vshift, min_confidence=args.min_confidence,
                             max_abs_offset=args.max_abs_offset, visualise=not args.no_visualise,
-                            precision=args.precision)
+                            precision=args.precision, chunk_workers=args.chunk_workers)
     # Bad input fails before minutes of model loading.
     info = media.probe(args.input_video)
     media.require_video(info)

@@ -10,8 +10,9 @@ then measures two scenarios in this process:
   chunk: run_pipeline.py + run_syncnet.py on the first 30 s (what the scripts do)
 The model floor is the time of the bare network forward passes the run made (S3FD on
 every detected frame, SyncNet on every window), timed around those very calls.
-With --rss, the long scenario also runs in fresh processes at the given length and at
-four times it, and the ratio of their peak RSS is reported.
+With --rss, the long scenario also runs in a fresh process at four times the length
+(and at the length itself, unless --only long made this process a fresh run of it),
+and the ratio of their peak RSS is reported.
 """
 from __future__ import annotations
 
@@ -29,14 +30,15 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from workload import make_weights, make_workload  # noqa: E402
 
 from syncnet import media  # noqa: E402
 from syncnet.layout import Layout  # noqa: E402
 from syncnet.longvideo import LongVideoOptions, process_long_video  # noqa: E402
 from syncnet.pipeline import FaceOptions, analyse_video, evaluate_tracks  # noqa: E402
 from syncnet.timing import StageTimes  # noqa: E402
-
-SHARED = REPO.parent / "shared"
 
 
 class ForwardClock:
@@ -67,28 +69,6 @@ def peak_rss_mb() -> dict:
     self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return {"self_mb": round(self_kb / 1024, 1), "largest_child_mb": round(child_kb / 1024, 1)}
-
-
-def make_workload(work: Path, minutes: float) -> Path:
-    src = SHARED / "media" / "talking_25fps_a.mp4"
-    out = work / f"talk_{minutes:g}min.mp4"
-    if not out.exists():
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-stream_loop", "-1", "-i", str(src), "-t",
-                        f"{minutes * 60:.3f}", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
-                        "-c:a", "aac", str(out)], check=True)
-    return out
-
-
-def make_weights(work: Path) -> tuple[Path, Path]:
-    maker = SHARED / "parity" / "make_weights.py"
-    if not maker.exists():
-        sys.exit("bench: ../shared/parity/make_weights.py is needed for the stand-in weights")
-    s3fd, syncnet = work / "s3fd_bias1.pth", work / "syncnet_seed0.model"
-    for kind, path, extra in (("s3fd", s3fd, ["--face-bias", "1.0"]), ("syncnet", syncnet, [])):
-        if not path.exists():
-            subprocess.run([sys.executable, str(maker), kind, str(path), "--seed", "0", *extra], check=True,
-                           capture_output=True)
-    return s3fd, syncnet
 
 
 def load(device: str, s3fd_path: Path, syncnet_path: Path):
@@ -226,7 +206,8 @@ def main() -> int:
     report["detector_frames_ratio"] = report.get("long", {}).get("detector_frames_ratio")
     report["rss_ratio"] = None
     if args.rss:
-        small = rss_in_subprocess(args.minutes, args)
+        # This process ran the long scenario alone (--only long): its peak is the small one.
+        small = report["long"]["peak_rss"]["self_mb"] if args.only == "long" else rss_in_subprocess(args.minutes, args)
         large = rss_in_subprocess(args.minutes * 4, args)
         report["rss_mb"] = {f"{args.minutes:g}min": small, f"{4 * args.minutes:g}min": large}
         report["rss_ratio"] = round(large / small, 4)

@@ -17,8 +17,10 @@ import logging
 import os
 import pickle
 import shutil
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +62,16 @@ class LongVideoOptions:
     max_abs_offset: int | None = None
     visualise: bool = True
     precision: str = "fp32"  # what the models were loaded with (recorded; see syncnet.precision)
+    chunk_workers: int = 0  # chunks analysed at once beside detection; 0: 1 on the CPU, 3 on a GPU
+
+    def workers_for(self, detector) -> int:
+        """Chunk workers for this run.  On a GPU the CPU work of a chunk (cut, decode,
+        crop, encode) overlaps detection; on the CPU both compete for the same cores,
+        so chunks are analysed in line, between detection batches."""
+        if self.chunk_workers > 0:
+            return self.chunk_workers
+        device = getattr(detector, "device", None)
+        return 3 if getattr(device, "type", "cpu") == "cuda" else 1
 
     def result_parameters(self) -> dict:
         p = {"chunking": self.chunking, "vshift": self.vshift, "chunk_crf": self.chunk_crf}
@@ -209,6 +221,7 @@ class LongVideoJob:
         self.progress = progress
         self.times = StageTimes()
         self.detector_frames_this_run = 0
+        self._lock = threading.RLock()
 
     # ---------------------------------------------------------------- planning
     def _plan(self, info: media.MediaInfo) -> list[Chunk]:
@@ -256,9 +269,10 @@ class LongVideoJob:
         }
 
     def _write_summary(self, summary: dict) -> None:
-        summary["totals"] = _totals(summary["chunks"])
-        summary["timings"] = {**self.times.rounded(), "detector_frames_this_run": self.detector_frames_this_run}
-        write_json_atomic(self.paths.summary, summary)
+        with self._lock:  # chunk workers and the detection loop both write it
+            summary["totals"] = _totals(summary["chunks"])
+            summary["timings"] = {**self.times.rounded(), "detector_frames_this_run": self.detector_frames_this_run}
+            write_json_atomic(self.paths.summary, summary)
 
     def _load_previous(self, fresh: dict) -> dict | None:
         """The previous summary when its results can be reused; refuse a mix of parameters."""
@@ -359,6 +373,37 @@ class LongVideoJob:
                    leave=False)
         chunk_bar = tqdm(total=len(chunks), initial=len(chunks) - len(todo), desc="chunks", unit="chunk",
                          disable=not self.progress)
+        workers = self.opts.workers_for(self.detector)
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chunk") if workers > 1 else None
+        pending: list[tuple[Chunk, Future]] = []  # chunks being analysed by the pool, oldest first
+
+        def keep_from() -> int:
+            """Detections are kept from the first chunk not finished (a resume needs them)."""
+            firsts = [ranges[c.index][0] for c, _ in pending] + [ranges[c.index][0] for c in queue]
+            return min(firsts) if firsts else det.n_frames
+
+        def settle(in_flight: int) -> None:
+            """Collect finished chunks, waiting until at most `in_flight` remain; then checkpoint."""
+            finished = 0
+            while pending and (len(pending) > in_flight or pending[0][1].done()):
+                pending.pop(0)[1].result()
+                finished += 1
+            if finished:
+                chunk_bar.update(finished)
+                self._checkpoint(det, scenes, checkpoint, keep_from(), summary)
+
+        def finish(chunk: Chunk) -> None:
+            a, b = ranges[chunk.index]
+            b = min(b, det.n_frames)
+            window = det.window(a, b, scenes.scenes(det.n_frames))  # a copy: detection may go on
+            if pool is None:
+                self._run_chunk(chunk, window, a, summary)
+                chunk_bar.update(1)
+                self._checkpoint(det, scenes, checkpoint, keep_from(), summary)
+            else:
+                settle(workers - 1)
+                pending.append((chunk, pool.submit(self._run_chunk, chunk, window, a, summary)))
+
         last_checkpoint = resume_at
         try:
             # The frame before the resume point lets the shot detector compare as if it never stopped.
@@ -386,54 +431,59 @@ class LongVideoJob:
                 bar.update(len(batch))
                 summary["detector_frames"] = max(summary["detector_frames"], det.n_frames)
                 while queue and ranges[queue[0].index][1] <= det.n_frames:
-                    self._finish_chunk(queue.pop(0), det, scenes, ranges, summary, checkpoint, queue)
-                    chunk_bar.update(1)
+                    finish(queue.pop(0))
                     last_checkpoint = det.n_frames
+                settle(workers)
                 if det.n_frames - last_checkpoint >= CHECKPOINT_EVERY:
-                    checkpoint.save(det, scenes.cuts, ranges[queue[0].index][0] if queue else det.n_frames)
-                    self._write_summary(summary)
+                    self._checkpoint(det, scenes, checkpoint, keep_from(), summary)
                     last_checkpoint = det.n_frames
             # The source ended: the last chunks end at the last decoded frame.
             while queue:
-                self._finish_chunk(queue.pop(0), det, scenes, ranges, summary, checkpoint, queue)
-                chunk_bar.update(1)
+                finish(queue.pop(0))
+            settle(0)
         finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
             bar.close()
             chunk_bar.close()
 
-    def _finish_chunk(self, chunk: Chunk, det: Detections, scenes: SceneDetector, ranges: dict,
-                      summary: dict, checkpoint: _Checkpoint, queue: list[Chunk]) -> None:
-        rec = summary["chunks"][chunk.index]
-        a, b = ranges[chunk.index]
-        b = min(b, det.n_frames)
-        try:
-            self._analyse_chunk(chunk, det, scenes, a, b, rec)
-        except SyncNetError as exc:
-            log.error("%s failed: %s", chunk.name, exc)
-            rec.update(status="failed", error=str(exc), tracks=[], best_track=None)
-        except (OSError, RuntimeError, ValueError) as exc:
-            log.exception("%s failed", chunk.name)
-            rec.update(status="failed", error=f"{type(exc).__name__}: {exc}", tracks=[], best_track=None)
-        rec["filter"] = filter_decision(rec, self.opts)
-        keep_from = ranges[queue[0].index][0] if queue else det.n_frames
+    def _checkpoint(self, det: Detections, scenes: SceneDetector, checkpoint: _Checkpoint, keep_from: int,
+                    summary: dict) -> None:
         det.forget_before(keep_from)
         checkpoint.save(det, scenes.cuts, keep_from)
         self._write_summary(summary)
 
-    def _analyse_chunk(self, chunk: Chunk, det: Detections, scenes: SceneDetector, a: int, b: int,
-                       rec: dict) -> None:
+    def _run_chunk(self, chunk: Chunk, window: Detections, a: int, summary: dict) -> None:
+        """Analyse one chunk and record it in the summary (which is then written)."""
+        out: dict = {}
+        try:
+            self._analyse_chunk(chunk, window, a, out)
+        except SyncNetError as exc:
+            log.error("%s failed: %s", chunk.name, exc)
+            out.update(status="failed", error=str(exc), tracks=[], best_track=None)
+        except (OSError, RuntimeError, ValueError) as exc:
+            log.exception("%s failed", chunk.name)
+            out.update(status="failed", error=f"{type(exc).__name__}: {exc}", tracks=[], best_track=None)
+        with self._lock:
+            rec = summary["chunks"][chunk.index]
+            rec.update(out)
+            rec["filter"] = filter_decision(rec, self.opts)
+        self._write_summary(summary)
+
+    def _analyse_chunk(self, chunk: Chunk, window: Detections, a: int, out: dict) -> None:
+        """Cut the chunk, then run the reference's pipeline on its file with the shared
+        detections; the chunk's summary fields go into `out`."""
         fr = self.opts.faces.frame_rate
         chunk_file = self.paths.chunk_file(chunk)
         with self.times.stage("cut"):
             start, end = media.cut(self.source, chunk_file, chunk.start, chunk.end, crf=self.opts.chunk_crf)
-            rec.update(start=round(start, 6), end=round(end, 6))
+            out.update(start=round(start, 6), end=round(end, 6))
             wav = media.extract_audio(chunk_file, self.paths.chunk_wav(chunk), 16000, 1)
         # The analysis grid starts at frame a (a/25 s); the chunk's sound starts at the
         # snapped cut `start`.  Shift the sound by the difference so they meet exactly.
         _, sound = media.read_wav(wav)
         shift = int(round((a / fr - start) * 16000))
         sound = sound[shift:] if shift >= 0 else np.concatenate([np.zeros(-shift, np.int16), sound])
-        window = det.window(a, b, scenes.scenes(det.n_frames))
         with self.times.stage("chunk"):
             analysis = analyse_video(chunk_file, self.paths.layout(chunk), self.opts.faces, model=self.model,
                                      vshift=self.opts.vshift, sync_batch=self.opts.sync_batch, detections=window,
@@ -445,7 +495,7 @@ class LongVideoJob:
             r.update(start_frame=int(t.track["frame"][0]), end_frame=int(t.track["frame"][-1]))
             tracks.append(r)
         best = max(tracks, key=lambda r: r["confidence"]) if tracks else None
-        rec.update(status="success" if tracks else "no_faces", error=None, tracks=tracks, best_track=best)
+        out.update(status="success" if tracks else "no_faces", error=None, tracks=tracks, best_track=best)
 
     def _apply_filter(self, summary: dict) -> None:
         if not self.opts.filtering:

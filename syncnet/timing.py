@@ -2,10 +2,12 @@
 
 The long-video job and the benchmark report these; the stages run inside one another
 (SyncNet runs inside the crop pass, as each track completes), so each stage's clock
-pauses while a nested stage runs.
+pauses while a nested stage runs.  Each thread keeps its own nesting; with chunk
+workers running beside detection, the stages' sum exceeds the wall time.
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,24 +16,31 @@ from contextlib import contextmanager
 class StageTimes(dict):
     def __init__(self) -> None:
         super().__init__()
-        self._stack: list[tuple[str, float]] = []
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    def _add(self, name: str, seconds: float) -> None:
+        with self._lock:
+            self[name] = self.get(name, 0.0) + seconds
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
+        stack: list[tuple[str, float]] = self._local.__dict__.setdefault("stack", [])
         now = time.perf_counter()
-        if self._stack:  # pause the enclosing stage
-            outer, since = self._stack[-1]
-            self[outer] = self.get(outer, 0.0) + now - since
-        self._stack.append((name, now))
+        if stack:  # pause the enclosing stage
+            outer, since = stack[-1]
+            self._add(outer, now - since)
+        stack.append((name, now))
         try:
             yield
         finally:
             end = time.perf_counter()
-            _, since = self._stack.pop()
-            self[name] = self.get(name, 0.0) + end - since
-            if self._stack:  # resume the enclosing stage
-                outer, _ = self._stack[-1]
-                self._stack[-1] = (outer, end)
+            _, since = stack.pop()
+            self._add(name, end - since)
+            if stack:  # resume the enclosing stage
+                outer, _ = stack[-1]
+                stack[-1] = (outer, end)
 
     def rounded(self) -> dict[str, float]:
-        return {k: round(v, 3) for k, v in self.items()}
+        with self._lock:
+            return {k: round(v, 3) for k, v in self.items()}

@@ -49,6 +49,35 @@ def test_known_offsets_every_chunk(tmp_path, k):
         assert (out / "syncnet_data/pyavi/chunk_000/video_out.avi").stat().st_size > 0
 
 
+def test_known_offset_with_detect_every(tmp_path):
+    """--detect_every 5: S3FD on a fifth of the frames, the held boxes still give offset k."""
+    src = known_offset_clip(tmp_path / "src.mp4", 40.0, 7, fps=Fraction(30))
+    detector = FixedBoxDetector()
+    faces = FaceOptions(min_track=5, min_face_size=10, batch_size=32, detect_every=5)
+    summary = process_long_video(src, tmp_path / "out", options(faces=faces), detector, BrightnessLoudnessSyncNet())
+    assert summary["parameters"]["detect_every"] == 5
+    assert detector.frames == 1000 // 5
+    for c in summary["chunks"]:
+        assert c["status"] == "success" and c["best_track"]["offset"] == 7, c
+
+
+def test_chunk_workers_give_the_same_results(tmp_path):
+    """Chunks analysed by two workers beside detection (as on a GPU) = analysed in line."""
+    src = known_offset_clip(tmp_path / "src.mp4", 50.0, -5, fps=Fraction(25))
+    runs = {}
+    for workers in (1, 2):
+        detector = FixedBoxDetector()
+        summary = process_long_video(src, tmp_path / f"out{workers}", options(chunk_workers=workers), detector,
+                                     BrightnessLoudnessSyncNet())
+        assert detector.frames == 1250
+        runs[workers] = summary
+    strip = ("files",)
+    one, two = ([{k: v for k, v in c.items() if k not in strip} for c in runs[w]["chunks"]] for w in (1, 2))
+    assert one == two
+    assert runs[2]["totals"] == runs[1]["totals"] and runs[2]["complete"]
+    assert all(c["best_track"]["offset"] == -5 for c in runs[2]["chunks"])
+
+
 def test_layout_summary_and_filter(tmp_path):
     src = known_offset_clip(tmp_path / "src.mp4", 24.0, 2, fps=Fraction(25))
     opts = options(chunk_duration=10.0, overlap=2.0, max_abs_offset=1)

@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""What the optional speed settings buy, and what they change.
+
+  python bench/options.py --seconds 30 --device cpu --out options.json
+
+For each variant (default; --detect_every 2 and 5; --precision bf16; bf16 with
+--detect_every 2; fp16 too on CUDA) it measures:
+- stand-in case: run_pipeline + run_syncnet (in one process, models preloaded) on the
+  first SECONDS of the one-speaker workload with stand-in weights (S3FD --face-bias
+  1.0): wall seconds, speed-up over the default, and per face track the change of
+  offset and confidence against the default run (tracks matched by frame overlap);
+- parity case: SyncNet on ../shared/parity/cases/syncnet_eval (the reference's own
+  input) at the variant's precision: offset, confidence, largest distance change;
+- known-offset case: clips whose picture runs k frames behind the sound
+  (k = -5, 0, 7), through the whole pipeline with the test doubles (a fixed-box
+  detector, a brightness/loudness SyncNet) and the variant's detect_every: the
+  offset found.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from workload import SHARED, make_weights, make_workload  # noqa: E402
+
+from syncnet import evaluate_sync, load_syncnet, media  # noqa: E402
+from syncnet.layout import Layout  # noqa: E402
+from syncnet.pipeline import FaceOptions, analyse_video  # noqa: E402
+
+
+def variants(device: str) -> list[dict]:
+    out = [{"name": "default", "detect_every": 1, "precision": "fp32"},
+           {"name": "detect_every 2", "detect_every": 2, "precision": "fp32"},
+           {"name": "detect_every 5", "detect_every": 5, "precision": "fp32"},
+           {"name": "bf16", "detect_every": 1, "precision": "bf16"},
+           {"name": "bf16 + detect_every 2", "detect_every": 2, "precision": "bf16"}]
+    if device.startswith("cuda"):
+        out.append({"name": "fp16", "detect_every": 1, "precision": "fp16"})
+    return out
+
+
+def standin_case(chunk: Path, work: Path, weights, device: str, v: dict, batch: int) -> dict:
+    from detectors import S3FD
+
+    detector = S3FD(weights[0], device=device, precision=v["precision"])
+    model = load_syncnet(weights[1], device=device, precision=v["precision"])
+    opts = FaceOptions(batch_size=batch, detect_every=v["detect_every"])
+    layout = Layout(work / "options_data", v["name"].replace(" ", "_").replace("+", "and"))
+    t0 = time.perf_counter()
+    result = analyse_video(chunk, layout, opts, detector=detector, model=model)
+    wall = time.perf_counter() - t0
+    tracks = [{"first": int(t.track["frame"][0]), "last": int(t.track["frame"][-1]),
+               "x": float(np.mean(t.x)), "y": float(np.mean(t.y)),
+               "offset": int(t.sync.offset), "confidence": float(t.sync.confidence)} for t in result.tracks]
+    return {"wall_seconds": round(wall, 2), "tracks": tracks}
+
+
+def compare(base: list[dict], other: list[dict]) -> dict:
+    """Each default track against the variant's track at the same place (box centre within
+    20 px) that shares most frames with it."""
+    d_off, d_conf, unmatched = [], [], 0
+    for t in base:
+        best, overlap = None, 0
+        for u in other:
+            o = min(t["last"], u["last"]) - max(t["first"], u["first"]) + 1
+            if o > overlap and abs(u["x"] - t["x"]) < 20 and abs(u["y"] - t["y"]) < 20:
+                best, overlap = u, o
+        if best is None:
+            unmatched += 1
+            continue
+        d_off.append(abs(best["offset"] - t["offset"]))
+        d_conf.append(abs(best["confidence"] - t["confidence"]))
+    return {"tracks": len(other), "default_tracks": len(base), "unmatched": unmatched,
+            "offsets_changed": int(sum(d > 0 for d in d_off)),
+            "max_abs_offset_change": max(d_off, default=None),
+            "max_abs_confidence_change": round(max(d_conf), 4) if d_conf else None,
+            "mean_abs_confidence_change": round(float(np.mean(d_conf)), 4) if d_conf else None}
+
+
+def parity_case(weights, device: str, precision: str) -> dict | None:
+    from scipy.io import wavfile
+
+    case = SHARED / "parity" / "cases" / "syncnet_eval"
+    if not case.is_dir():
+        return None
+    expected = json.loads((case / "expected.json").read_text())
+    frames = np.load(case / "frames.npz")["bgr"]
+    _, audio = wavfile.read(case / "audio.wav")
+    model = load_syncnet(weights[1], device=device, precision=precision)
+    r = evaluate_sync(model, frames, audio, vshift=expected["vshift"], batch_size=expected["batch_size"])
+    return {"offset": int(r.offset), "expected_offset": expected["offset"],
+            "confidence": round(float(r.confidence), 4), "expected_confidence": round(expected["confidence"], 4),
+            "max_abs_dist_change": float(np.abs(r.dists - np.load(case / "dists.npy")).max())}
+
+
+def known_offset_case(work: Path, detect_every: int) -> dict:
+    from tests.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, known_offset_clip
+
+    found = {}
+    for k in (-5, 0, 7):
+        clip = work / f"known_{k}.mp4"
+        if not clip.exists():
+            known_offset_clip(clip, 20.0, k, fps=Fraction(25))
+        detector = FixedBoxDetector()
+        opts = FaceOptions(min_track=5, min_face_size=10, batch_size=16, detect_every=detect_every)
+        result = analyse_video(clip, Layout(work / "known_data", f"k{k}_n{detect_every}"), opts,
+                               detector=detector, model=BrightnessLoudnessSyncNet())
+        found[str(k)] = {"offset": int(result.tracks[0].sync.offset),
+                         "confidence": round(float(result.tracks[0].sync.confidence), 3),
+                         "detector_frames": detector.frames, "frames": result.n_frames}
+    return found
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=30.0, help="length of the stand-in case (default 30)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--batch_size", type=int, default=16)
+    ap.add_argument("--out", default="options.json")
+    ap.add_argument("--workdir", default=None, help="keep the workload here (default: a temporary folder)")
+    args = ap.parse_args()
+    tmp = tempfile.TemporaryDirectory(prefix="syncnet-options-") if args.workdir is None else None
+    work = Path(args.workdir or tmp.name)
+    work.mkdir(parents=True, exist_ok=True)
+    weights = make_weights(work)
+    video = make_workload(work, max(args.seconds, 30.0) / 60)
+    chunk = work / f"first_{args.seconds:g}s.mp4"
+    if not chunk.exists():
+        media.cut(video, chunk, 0.0, args.seconds)
+    report = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
+              "seconds": args.seconds, "variants": []}
+    base = None
+    for v in variants(args.device):
+        row = dict(v)
+        row["standin"] = standin_case(chunk, work, weights, args.device, v, args.batch_size)
+        if base is None:
+            base = row
+        row["speedup"] = round(base["standin"]["wall_seconds"] / row["standin"]["wall_seconds"], 3)
+        row["standin_change"] = compare(base["standin"]["tracks"], row["standin"]["tracks"])
+        row["parity"] = parity_case(weights, args.device, v["precision"])
+        row["known_offset"] = known_offset_case(work, v["detect_every"])
+        report["variants"].append(row)
+        c, p = row["standin_change"], row["parity"] or {}
+        print(f"{v['name']:24} wall {row['standin']['wall_seconds']:7.1f} s  x{row['speedup']:<5}  "
+              f"tracks {c['tracks']}/{c['default_tracks']}  offsets changed {c['offsets_changed']}  "
+              f"max |dconf| {c['max_abs_confidence_change']}  parity offset {p.get('offset')} "
+              f"(ref {p.get('expected_offset')}) max |ddist| {p.get('max_abs_dist_change', float('nan')):.2g}  "
+              f"known offsets {[row['known_offset'][k]['offset'] for k in ('-5', '0', '7')]}", flush=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

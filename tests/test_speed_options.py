@@ -1,0 +1,130 @@
+"""The optional speed settings: --detect_every (which frames S3FD sees, what the others
+hold) and --precision (checked, and close to fp32 on the reference's own inputs)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from scipy.io import wavfile
+
+from syncnet.errors import InputError
+from syncnet.pipeline import Detections, FaceOptions, FrameDetector
+from syncnet.precision import check_precision
+from tests.conftest import REPO
+
+
+class FrameNumberDetector:
+    """One box per frame whose x1 is the frame's number (painted into its pixels)."""
+
+    def __init__(self):
+        self.seen: list[int] = []
+
+    def detect_batch(self, images_rgb, conf_th=0.9, scale=0.25):
+        out = []
+        for image in images_rgb:
+            n = int(image[0, 0, 0])
+            self.seen.append(n)
+            out.append(np.array([[n, 0, n + 10, 10, 0.99]], np.float32))
+        return out
+
+
+def numbered_frames(first: int, count: int) -> np.ndarray:
+    frames = np.zeros((count, 8, 8, 3), np.uint8)
+    frames[:, 0, 0, :] = np.arange(first, first + count)[:, None]
+    return frames
+
+
+@pytest.mark.parametrize("every", [1, 2, 3, 5])
+def test_detect_every_runs_s3fd_on_every_nth_frame_and_holds_its_boxes(every):
+    det = FrameNumberDetector()
+    find = FrameDetector(det, FaceOptions(detect_every=every))
+    boxes = []
+    for first in range(0, 23, 4):  # batches of 4: not a multiple of `every`
+        boxes += find(numbered_frames(first, min(4, 23 - first)), first)
+    assert det.seen == list(range(0, 23, every))
+    assert find.frames_detected == len(det.seen)
+    assert [int(b[0, 0]) for b in boxes] == [f - f % every for f in range(23)]
+
+
+def test_a_resumed_run_holds_the_boxes_it_had():
+    det = FrameNumberDetector()
+    d = Detections()
+    d.add_batch(FrameDetector(det, FaceOptions(detect_every=3))(numbered_frames(0, 8), 0))
+    from syncnet.longvideo import _held_boxes
+
+    held = _held_boxes(d, 8, 3)  # frames 6 and 7 held frame 6's box
+    assert held is not None and int(held[0, 0]) == 6
+    det.seen.clear()
+    boxes = FrameDetector(det, FaceOptions(detect_every=3), held=held)(numbered_frames(8, 4), 8)
+    assert det.seen == [9]
+    assert [int(b[0, 0]) for b in boxes] == [6, 9, 9, 9]
+    # Without the held boxes the first frame is detected rather than left empty.
+    det.seen.clear()
+    boxes = FrameDetector(det, FaceOptions(detect_every=3))(numbered_frames(8, 4), 8)
+    assert sorted(det.seen) == [8, 9] and [int(b[0, 0]) for b in boxes] == [8, 9, 9, 9]
+
+
+def test_precision_is_checked_against_the_device():
+    assert check_precision("bf16", torch.device("cpu")) == "bf16"
+    with pytest.raises(InputError, match="CUDA"):
+        check_precision("fp16", torch.device("cpu"))
+    with pytest.raises(InputError, match="unknown precision"):
+        check_precision("int8", torch.device("cpu"))
+
+
+def test_bf16_syncnet_stays_close_to_the_reference(parity_dir, syncnet_weights):
+    """bf16 on the parity case: same offset, distances within a few hundredths."""
+    from syncnet import evaluate_sync, load_syncnet
+
+    case = parity_dir / "syncnet_eval"
+    expected = json.loads((case / "expected.json").read_text())
+    frames = np.load(case / "frames.npz")["bgr"]
+    _, audio = wavfile.read(case / "audio.wav")
+    model = load_syncnet(syncnet_weights, precision="bf16")
+    r = evaluate_sync(model, frames, audio, vshift=expected["vshift"], batch_size=expected["batch_size"])
+    dists = np.load(case / "dists.npy")
+    assert r.offset == expected["offset"]
+    change = np.abs(r.dists - dists).max()
+    # Measured: 0.42 on distances of 89..200 and a confidence 0.005 lower; fp32 is within 1e-4.
+    assert 0.01 < change < 0.01 * dists.max(), change
+    assert abs(r.confidence - expected["confidence"]) < 0.1
+
+
+def test_bf16_s3fd_finds_the_same_faces(parity_dir, s3fd_face_weights, media_dir):
+    """On real frames with the face-biased stand-in: the same boxes within a few pixels."""
+    from detectors import S3FD
+    from syncnet import media
+
+    frames = next(media.iter_frames(media_dir / "talking_25fps_a.mp4", batch_size=4))
+    fp32 = S3FD(s3fd_face_weights).detect_batch(frames[..., ::-1], conf_th=0.9, scale=0.25)
+    bf16 = S3FD(s3fd_face_weights, precision="bf16").detect_batch(frames[..., ::-1], conf_th=0.9, scale=0.25)
+    matched = 0
+    for a, b in zip(fp32, bf16):
+        for box in a:
+            if len(b) and np.abs(b[:, :4] - box[:4]).max(axis=1).min() < 4.0:
+                matched += 1
+    assert sum(len(a) for a in fp32) > 0
+    assert matched >= 0.8 * sum(len(a) for a in fp32)
+
+
+def test_fp16_on_the_cpu_is_one_clear_line(tmp_path, syncnet_weights):
+    proc = subprocess.run([sys.executable, str(REPO / "run_syncnet.py"), "--videofile", str(tmp_path / "x.avi"),
+                           "--precision", "fp16", "--device", "cpu", "--initial_model", str(syncnet_weights)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert "fp16" in lines[0] and "CUDA" in lines[0]
+
+
+def test_detect_every_is_a_recorded_parameter():
+    from syncnet.longvideo import LongVideoOptions
+
+    assert "detect_every" not in LongVideoOptions().result_parameters()
+    opts = LongVideoOptions(faces=FaceOptions(min_track=5, min_face_size=10, detect_every=5), precision="bf16")
+    assert opts.result_parameters()["detect_every"] == 5
+    assert opts.result_parameters()["precision"] == "bf16"
