@@ -9,6 +9,7 @@ slicing rules, negative indices included, are applied to the padded size).
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,11 @@ from scipy import signal
 CROP_SIZE = 224
 PAD_VALUE = 110
 SMOOTH_KERNEL = 13
+
+# Tracks shorter than the 13-frame kernel are zero-padded by medfilt, as in the
+# reference; scipy's warning about it is only noise on a long run's console.  A
+# filter set once here (catch_warnings is not thread-safe, and chunks run in threads).
+warnings.filterwarnings("ignore", message="kernel_size exceeds volume extent", category=UserWarning)
 
 
 @dataclass

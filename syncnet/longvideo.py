@@ -55,6 +55,7 @@ class LongVideoOptions:
     min_silence: float = 1.0
     min_chunk: float = 5.0
     chunk_crf: int = 18
+    chunk_preset: str = "veryfast"  # x264 preset of the chunk files
     faces: FaceOptions = field(default_factory=lambda: FaceOptions(min_track=5, min_face_size=10))
     vshift: int = 15
     sync_batch: int = 20
@@ -77,6 +78,8 @@ class LongVideoOptions:
         p = {"chunking": self.chunking, "vshift": self.vshift, "chunk_crf": self.chunk_crf}
         # The speed options change results: recorded (and a change refused) only when used,
         # so summaries of default runs keep their earlier form.
+        if self.chunk_preset != "veryfast":
+            p["chunk_preset"] = self.chunk_preset
         if self.faces.detect_every != 1:
             p["detect_every"] = self.faces.detect_every
         if self.precision != "fp32":
@@ -476,7 +479,8 @@ class LongVideoJob:
         fr = self.opts.faces.frame_rate
         chunk_file = self.paths.chunk_file(chunk)
         with self.times.stage("cut"):
-            start, end = media.cut(self.source, chunk_file, chunk.start, chunk.end, crf=self.opts.chunk_crf)
+            start, end = media.cut(self.source, chunk_file, chunk.start, chunk.end, crf=self.opts.chunk_crf,
+                                   preset=self.opts.chunk_preset)
             out.update(start=round(start, 6), end=round(end, 6))
             wav = media.extract_audio(chunk_file, self.paths.chunk_wav(chunk), 16000, 1)
         # The analysis grid starts at frame a (a/25 s); the chunk's sound starts at the

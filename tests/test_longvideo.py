@@ -50,12 +50,15 @@ def test_known_offsets_every_chunk(tmp_path, k):
 
 
 def test_known_offset_with_detect_every(tmp_path):
-    """--detect_every 5: S3FD on a fifth of the frames, the held boxes still give offset k."""
+    """--detect_every 5 (and ultrafast chunk files): S3FD on a fifth of the frames, the held
+    boxes still give offset k."""
     src = known_offset_clip(tmp_path / "src.mp4", 40.0, 7, fps=Fraction(30))
     detector = FixedBoxDetector()
     faces = FaceOptions(min_track=5, min_face_size=10, batch_size=32, detect_every=5)
-    summary = process_long_video(src, tmp_path / "out", options(faces=faces), detector, BrightnessLoudnessSyncNet())
+    summary = process_long_video(src, tmp_path / "out", options(faces=faces, chunk_preset="ultrafast"), detector,
+                                 BrightnessLoudnessSyncNet())
     assert summary["parameters"]["detect_every"] == 5
+    assert summary["parameters"]["chunk_preset"] == "ultrafast"
     assert detector.frames == 1000 // 5
     for c in summary["chunks"]:
         assert c["status"] == "success" and c["best_track"]["offset"] == 7, c
