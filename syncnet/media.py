@@ -299,6 +299,7 @@ class _StderrDrain(threading.Thread):
 
 T = TypeVar("T")
 _END = object()
+PREFETCH_BYTES = 256 << 20
 
 
 def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
@@ -376,7 +377,11 @@ def iter_frames(src: str | os.PathLike, fps: float | None = 25.0, batch_size: in
     a thread; memory is those batches, whatever the length of the video.  Each batch
     is a fresh array the caller may keep or modify.
     """
-    yield from prefetch(_decode(src, fps, batch_size, start, end, info), prefetch_batches)
+    info = info or probe(src)
+    w, h = info.display_size
+    # At most ~256 MB decoded ahead (one batch of 4K frames at 16 a batch is 400 MB).
+    depth = min(prefetch_batches, max(1, PREFETCH_BYTES // max(1, w * h * 3 * batch_size)))
+    yield from prefetch(_decode(src, fps, batch_size, start, end, info), depth)
 
 
 def _decode(src: str | os.PathLike, fps: float | None, batch_size: int, start: float | None,
