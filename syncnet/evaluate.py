@@ -98,19 +98,11 @@ def _model_device(model: torch.nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def _lip_format(model: torch.nn.Module) -> torch.memory_format:
-    """The memory format the lip tower's weights are in (channels-last on the CPU, see load_syncnet)."""
-    tower = getattr(model, "netcnnlip", None)
-    weight = tower[0].weight if tower is not None else None
-    if weight is not None and weight.dim() == 5 and weight.is_contiguous(memory_format=torch.channels_last_3d):
-        return torch.channels_last_3d
-    return torch.contiguous_format
-
-
 def _embed(model: torch.nn.Module, frames: np.ndarray, audio: np.ndarray, n_win: int,
            batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     device = _model_device(model)
     precision = getattr(model, "precision", "fp32")
+    lip_format = getattr(model, "lip_memory_format", torch.contiguous_format)  # channels-last on the CPU
     # Column 4(n_win-1)+19 ends before sample 640*(n_win+5); MFCC columns are local, so
     # the cut leaves every used column bit-for-bit as on the whole track.
     used = audio[:SAMPLES_PER_FRAME * (n_win + WINDOW)]
@@ -125,7 +117,7 @@ def _embed(model: torch.nn.Module, frames: np.ndarray, audio: np.ndarray, n_win:
             # Windows are laid out in uint8 (a quarter of the bytes), then made float on the device.
             part = clip[start:stop + WINDOW - 1].permute(3, 0, 1, 2)
             lip_in = part.unfold(1, WINDOW, 1).permute(1, 0, 4, 2, 3)
-            lip_in = lip_in.contiguous(memory_format=_lip_format(model)).to(device).float()
+            lip_in = lip_in.contiguous(memory_format=lip_format).to(device).float()
             aud_in = aud_windows[start:stop].unsqueeze(1).contiguous().to(device)
             with autocast(device, precision):
                 lip, aud = model.forward_lip(lip_in), model.forward_aud(aud_in)

@@ -97,8 +97,10 @@ def load_syncnet(path: str | Path, device: str | torch.device = "cpu", precision
     dev = parse_device(device)
     model = load_weights_into(SyncNetModel(), path, SYNCNET).to(dev).eval()
     model.precision = check_precision(precision, dev)  # read by evaluate.embed_windows
+    model.lip_memory_format = torch.contiguous_format  # read by evaluate.embed_windows
     if dev.type == "cpu":
         # oneDNN runs the 3-D convolutions of the lip tower about 1.4x faster on
         # channels-last tensors; the results are the same up to float rounding.
         model.netcnnlip.to(memory_format=torch.channels_last_3d)
+        model.lip_memory_format = torch.channels_last_3d
     return model
