@@ -39,13 +39,20 @@ class CropResult:
 
 
 def smooth_track(bbox: np.ndarray | Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Box centres x, y and half-size s, each median-filtered over 13 frames as in the reference."""
+    """Box centres x, y and half-size s, each median-filtered over 13 frames as in the reference.
+
+    The filter pads with zeros, so on a track of 6 frames or fewer every median is 0
+    (the reference then crashes cutting an empty crop); such short tracks get the
+    largest odd window that fits instead.  Tracks of 7 frames or more are as the reference.
+    """
     bbox = np.asarray(bbox, dtype=np.float64)
     s = np.maximum(bbox[:, 3] - bbox[:, 1], bbox[:, 2] - bbox[:, 0]) / 2
     y = (bbox[:, 1] + bbox[:, 3]) / 2
     x = (bbox[:, 0] + bbox[:, 2]) / 2
-    return (signal.medfilt(x, kernel_size=SMOOTH_KERNEL), signal.medfilt(y, kernel_size=SMOOTH_KERNEL),
-            signal.medfilt(s, kernel_size=SMOOTH_KERNEL))
+    n = len(bbox)
+    kernel = SMOOTH_KERNEL if n > SMOOTH_KERNEL // 2 else max(1, n - 1 + n % 2)
+    return (signal.medfilt(x, kernel_size=kernel), signal.medfilt(y, kernel_size=kernel),
+            signal.medfilt(s, kernel_size=kernel))
 
 
 def crop_window(image: np.ndarray, x: float, y: float, s: float, crop_scale: float) -> np.ndarray:

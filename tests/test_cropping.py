@@ -150,14 +150,31 @@ def test_frames_can_be_a_lazy_source(crop_case):
 
 @pytest.mark.filterwarnings("ignore:kernel_size exceeds volume extent")
 def test_short_track_and_arrays_as_input():
-    """Tracks shorter than the median kernel (zero-padded by medfilt) and numpy inputs, as in the reference.
-
-    Below 7 boxes medfilt's zero padding wins and s becomes 0: the reference then
-    crashes on an empty crop, here crop_face raises ValueError.
-    """
+    """Tracks shorter than the median kernel (zero-padded by medfilt) and numpy inputs, as in the reference."""
     rng = np.random.default_rng(5)
     frames = rng.integers(0, 256, (10, 120, 160, 3), dtype=np.uint8)
     track = {"frame": np.arange(1, 9), "bbox": np.array([[40.0 + i, 30.0, 100.0 + i, 95.0] for i in range(8)])}
     result = crop_track(frames, track, crop_scale=0.4)
     assert result.crops.shape == (8, 224, 224, 3)
     assert np.array_equal(result.crops, reference_crops(frames, track, 0.4))
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 6])
+def test_tracks_of_six_frames_or_fewer_are_cropped(n):
+    """At 6 boxes or fewer the reference's zero-padded 13-frame median makes every s 0 and
+    its crop crashes (a long run with --min_track 5 met one and lost a chunk); here the
+    window shrinks to fit, the boxes stay where the face is, and 7+ frames are unchanged."""
+    from scipy import signal
+
+    from syncnet.cropping import smooth_track
+
+    rng = np.random.default_rng(n)
+    frames = rng.integers(0, 256, (n + 2, 120, 160, 3), dtype=np.uint8)
+    bbox = np.array([[40.0 + i, 30.0, 100.0 + i, 95.0] for i in range(n)])
+    result = crop_track(frames, {"frame": np.arange(1, n + 1), "bbox": bbox}, crop_scale=0.4)
+    assert result.crops.shape == (n, 224, 224, 3)
+    assert (result.s > 30).all() and (np.abs(result.x - (70 + np.arange(n))) <= 2).all()
+    assert signal.medfilt(bbox[:, 2] - bbox[:, 0], 13).max() == 0  # what the reference would have had
+    seven = np.array([[40.0 + i, 30.0, 100.0 + i, 95.0] for i in range(7)])
+    x7, _, s7 = smooth_track(seven)
+    assert np.array_equal(x7, signal.medfilt((seven[:, 0] + seven[:, 2]) / 2, 13))
