@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from syncnet.cli import add_precision, add_verbose, run_main
+from syncnet.cli import add_detect_every, add_precision, add_verbose, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,9 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min_face_size", type=int, default=10, help="smallest face in pixels (default 10)")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     add_precision(p)
-    p.add_argument("--detect_every", type=int, default=1,
-                   help="run S3FD on every n-th frame only, holding its boxes in between (default 1: every "
-                        "frame; faster, changes results slightly, see README, Speed)")
+    add_detect_every(p)
     p.add_argument("--batch_size", type=int, default=16, help="frames per detector forward pass (default 16)")
     p.add_argument("--syncnet_model", default=None, help="SyncNet weights (default: see README, Weights)")
     p.add_argument("--s3fd_model", default=None, help="S3FD weights (default: see README, Weights)")

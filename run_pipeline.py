@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from syncnet.cli import add_precision, add_verbose, run_main
+from syncnet.cli import add_detect_every, add_precision, add_verbose, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,9 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch_size", type=int, default=16, help="frames per detector forward pass (default 16)")
     p.add_argument("--s3fd_model", default=None,
                    help="S3FD weights (default: $S3FD_MODEL, detectors/s3fd/weights/sfd_face.pth, ~/.cache/syncnet)")
-    p.add_argument("--detect_every", type=int, default=1,
-                   help="run S3FD on every n-th frame only, holding its boxes in between (default 1: every "
-                        "frame; faster, changes results slightly, see README, Speed)")
+    add_detect_every(p)
     add_precision(p)
     p.add_argument("--keep_frames", action="store_true", help="also write every frame to DATA_DIR/pyframes/R/")
     add_verbose(p)

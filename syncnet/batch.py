@@ -16,7 +16,7 @@ from pathlib import Path
 from . import __version__
 from .errors import InputError, SyncNetError
 from .layout import Layout
-from .pipeline import FaceOptions, analyse_video
+from .pipeline import FaceOptions, analyse_video, speed_parameters
 from .results import track_record, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -57,11 +57,7 @@ def _parameters(opts: FaceOptions, vshift: int, precision: str) -> dict:
     p = {"facedet_scale": opts.facedet_scale, "crop_scale": opts.crop_scale, "min_track": opts.min_track,
          "frame_rate": opts.frame_rate, "num_failed_det": opts.num_failed_det,
          "min_face_size": opts.min_face_size, "conf_th": opts.conf_th, "vshift": vshift}
-    # The speed options, recorded only when used (default summaries keep their form).
-    if opts.detect_every != 1:
-        p["detect_every"] = opts.detect_every
-    if precision != "fp32":
-        p["precision"] = precision
+    p.update(speed_parameters(opts, precision))
     return p
 
 

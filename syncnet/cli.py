@@ -59,6 +59,12 @@ def add_precision(parser: argparse.ArgumentParser) -> None:
                              "or GPU), fp16 (CUDA); faster, and changes results slightly (README, Speed)")
 
 
+def add_detect_every(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--detect_every", type=int, default=1,
+                        help="run S3FD on every n-th frame only, holding its boxes in between (default 1: every "
+                             "frame; faster, changes results slightly, see README, Speed)")
+
+
 def load_models(device: str | None, s3fd_path: str | None = None, syncnet_path: str | None = None,
                 need_syncnet: bool = True, precision: str = "fp32"):
     """The detector and SyncNet, loaded once per process (weights resolved as documented)."""

@@ -31,7 +31,7 @@ from . import __version__, media
 from .chunking import Chunk, ensure_writable_dir, plan_silence_chunks, plan_time_chunks
 from .errors import InputError, SyncNetError
 from .layout import Layout
-from .pipeline import Detections, FaceDetector, FaceOptions, FrameDetector, analyse_video
+from .pipeline import Detections, FaceDetector, FaceOptions, FrameDetector, analyse_video, speed_parameters
 from .results import track_record, write_bytes_atomic, write_json_atomic
 from .scenes import SceneDetector
 from .timing import StageTimes
@@ -76,14 +76,7 @@ class LongVideoOptions:
 
     def result_parameters(self) -> dict:
         p = {"chunking": self.chunking, "vshift": self.vshift, "chunk_crf": self.chunk_crf}
-        # The speed options change results: recorded (and a change refused) only when used,
-        # so summaries of default runs keep their earlier form.
-        if self.chunk_preset != "veryfast":
-            p["chunk_preset"] = self.chunk_preset
-        if self.faces.detect_every != 1:
-            p["detect_every"] = self.faces.detect_every
-        if self.precision != "fp32":
-            p["precision"] = self.precision
+        p.update(speed_parameters(self.faces, self.precision, self.chunk_preset))  # a change is refused too
         if self.chunking == "time":
             p.update(chunk_duration=self.chunk_duration, overlap=self.overlap)
         else:

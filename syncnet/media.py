@@ -378,6 +378,7 @@ def iter_frames(src: str | os.PathLike, fps: float | None = 25.0, batch_size: in
     is a fresh array the caller may keep or modify.
     """
     info = info or probe(src)
+    require_video(info)
     w, h = info.display_size
     # At most ~256 MB decoded ahead (one batch of 4K frames at 16 a batch is 400 MB).
     depth = min(prefetch_batches, max(1, PREFETCH_BYTES // max(1, w * h * 3 * batch_size)))
@@ -385,9 +386,7 @@ def iter_frames(src: str | os.PathLike, fps: float | None = 25.0, batch_size: in
 
 
 def _decode(src: str | os.PathLike, fps: float | None, batch_size: int, start: float | None,
-            end: float | None, info: MediaInfo | None) -> Iterator[np.ndarray]:
-    info = info or probe(src)
-    require_video(info)
+            end: float | None, info: MediaInfo) -> Iterator[np.ndarray]:
     width, height = info.display_size
     filters = []
     if fps:
@@ -595,8 +594,8 @@ class VideoWriter:
         return MediaError(f"ffmpeg stopped while writing {self.dst}", _tail(self.drain.text()))
 
     def write(self, frame: np.ndarray) -> None:
-        """One (H, W, 3) uint8 BGR frame."""
-        self.write_many(frame[None])
+        """One (H, W, 3) uint8 BGR frame (copied: the caller may reuse its buffer)."""
+        self.write_many(frame[None].copy())
 
     def write_many(self, frames: np.ndarray) -> None:
         """A (N, H, W, 3) uint8 BGR batch (not to be modified afterwards: it is read later)."""

@@ -91,6 +91,19 @@ class Detections:
         self.first_frame += drop
 
 
+def speed_parameters(opts: FaceOptions, precision: str, chunk_preset: str = "veryfast") -> dict:
+    """The speed options that change results, for a summary's `parameters`: only those
+    set away from their defaults, so summaries of default runs keep their earlier form."""
+    p: dict = {}
+    if chunk_preset != "veryfast":
+        p["chunk_preset"] = chunk_preset
+    if opts.detect_every != 1:
+        p["detect_every"] = opts.detect_every
+    if precision != "fp32":
+        p["precision"] = precision
+    return p
+
+
 class FrameDetector:
     """Boxes for every frame of a stream, as the reference finds them: S3FD on each frame.
 
