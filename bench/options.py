@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -33,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from workload import SHARED, make_weights, make_workload  # noqa: E402
+from workload import SHARED, make_weights, make_workload, workdir  # noqa: E402
 
 from syncnet import evaluate_sync, load_syncnet, media  # noqa: E402
 from syncnet.layout import Layout  # noqa: E402
@@ -131,9 +130,11 @@ def main() -> int:
     ap.add_argument("--out", default="options.json")
     ap.add_argument("--workdir", default=None, help="keep the workload here (default: a temporary folder)")
     args = ap.parse_args()
-    tmp = tempfile.TemporaryDirectory(prefix="syncnet-options-") if args.workdir is None else None
-    work = Path(args.workdir or tmp.name)
-    work.mkdir(parents=True, exist_ok=True)
+    with workdir(args.workdir, "syncnet-options-") as work:
+        return run(args, work)
+
+
+def run(args: argparse.Namespace, work: Path) -> int:
     weights = make_weights(work)
     video = make_workload(work, max(args.seconds, 30.0) / 60)
     chunk = work / f"first_{args.seconds:g}s.mp4"
@@ -160,8 +161,6 @@ def main() -> int:
               f"known offsets {[row['known_offset'][k]['offset'] for k in ('-5', '0', '7')]}", flush=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
-    if tmp is not None:
-        tmp.cleanup()
     return 0
 
 

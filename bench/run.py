@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from workload import make_weights, make_workload  # noqa: E402
+from workload import make_weights, make_workload, workdir  # noqa: E402
 
 from syncnet import media  # noqa: E402
 from syncnet.layout import Layout  # noqa: E402
@@ -175,12 +175,12 @@ def main() -> int:
     ap.add_argument("--only", choices=["long", "chunk"], default=None)
     ap.add_argument("--workdir", default=None, help="keep the workload here (default: a temporary folder)")
     args = ap.parse_args()
-    tmp = None
-    if args.workdir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="syncnet-bench-")
-        args.workdir = tmp.name
-    work = Path(args.workdir)
-    work.mkdir(parents=True, exist_ok=True)
+    with workdir(args.workdir, "syncnet-bench-") as work:
+        args.workdir = str(work)  # the --rss runs share the workload
+        return run(args, work)
+
+
+def run(args: argparse.Namespace, work: Path) -> int:
     weights = make_weights(work)
     video = make_workload(work, args.minutes)
     report = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
@@ -215,8 +215,6 @@ def main() -> int:
               f"ratio {report['rss_ratio']}")
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {args.out}")
-    if tmp is not None:
-        tmp.cleanup()
     return 0
 
 

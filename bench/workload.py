@@ -1,8 +1,11 @@
 """The benchmarks' workload: a one-speaker video of a given length, and stand-in weights."""
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -29,3 +32,14 @@ def make_weights(work: Path) -> tuple[Path, Path]:
             subprocess.run([sys.executable, str(maker), kind, str(path), "--seed", "0", *extra], check=True,
                            capture_output=True)
     return s3fd, syncnet
+
+
+@contextlib.contextmanager
+def workdir(path: str | None, prefix: str) -> Iterator[Path]:
+    """`path` (kept, made if missing), or a temporary folder removed afterwards."""
+    if path is not None:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        yield Path(path)
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        yield Path(tmp)
