@@ -50,7 +50,8 @@ class ForwardClock:
         self.calls = 0
         self.items = 0
 
-    def wrap(self, fn):
+    def wrap(self, fn, items=lambda x: int(x.shape[0])):
+        """`items(x)` counts what one call computes (frames, windows)."""
         def timed(x, *args, **kwargs):
             if self.device.startswith("cuda"):
                 torch.cuda.synchronize()
@@ -60,7 +61,7 @@ class ForwardClock:
                 torch.cuda.synchronize()
             self.seconds += time.perf_counter() - t0
             self.calls += 1
-            self.items += int(x.shape[0])
+            self.items += items(x)
             return out
         return timed
 
@@ -80,6 +81,8 @@ def load(device: str, s3fd_path: Path, syncnet_path: Path):
     s3fd_clock, sync_clock = ForwardClock(device), ForwardClock(device)
     detector.net.forward = s3fd_clock.wrap(detector.net.forward)
     model.forward_lip = sync_clock.wrap(model.forward_lip)
+    # A clip of T frames is T - 4 lip windows (SyncNetModel.forward_lip_clip).
+    model.forward_lip_clip = sync_clock.wrap(model.forward_lip_clip, items=lambda x: int(x.shape[2]) - 4)
     model.forward_aud = sync_clock.wrap(model.forward_aud)
     return detector, model, s3fd_clock, sync_clock
 

@@ -103,6 +103,7 @@ def _embed(model: torch.nn.Module, frames: np.ndarray, audio: np.ndarray, n_win:
     device = _model_device(model)
     precision = getattr(model, "precision", "fp32")
     lip_format = getattr(model, "lip_memory_format", torch.contiguous_format)  # channels-last on the CPU
+    by_clip = getattr(model, "forward_lip_clip", None)  # SyncNetModel's; test doubles take windows
     # Column 4(n_win-1)+19 ends before sample 640*(n_win+5); MFCC columns are local, so
     # the cut leaves every used column bit-for-bit as on the whole track.
     used = audio[:SAMPLES_PER_FRAME * (n_win + WINDOW)]
@@ -113,14 +114,18 @@ def _embed(model: torch.nn.Module, frames: np.ndarray, audio: np.ndarray, n_win:
     with torch.inference_mode():
         for start in range(0, n_win, batch_size):
             stop = min(n_win, start + batch_size)
-            # Only this batch's frames become float: (3, t, H, W) -> windows (b, 3, 5, H, W).
-            # Windows are laid out in uint8 (a quarter of the bytes), then made float on the device.
+            # Only this batch's frames go to the device and become float: (1, 3, t, H, W) as
+            # one clip when the model takes clips, else copied into windows (b, 3, 5, H, W).
             part = clip[start:stop + WINDOW - 1].permute(3, 0, 1, 2)
-            lip_in = part.unfold(1, WINDOW, 1).permute(1, 0, 4, 2, 3)
-            lip_in = lip_in.contiguous(memory_format=lip_format).to(device).float()
+            if by_clip is not None:
+                lip_in = part.unsqueeze(0).to(device)
+            else:  # windows laid out in uint8 (a quarter of the bytes)
+                lip_in = part.unfold(1, WINDOW, 1).permute(1, 0, 4, 2, 3).to(device)
+            lip_in = lip_in.contiguous(memory_format=lip_format).float()
             aud_in = aud_windows[start:stop].unsqueeze(1).contiguous().to(device)
             with autocast(device, precision):
-                lip, aud = model.forward_lip(lip_in), model.forward_aud(aud_in)
+                lip = by_clip(lip_in) if by_clip is not None else model.forward_lip(lip_in)
+                aud = model.forward_aud(aud_in)
             lip_out.append(lip.float().cpu())
             aud_out.append(aud.float().cpu())
     return torch.cat(lip_out), torch.cat(aud_out)

@@ -66,6 +66,21 @@ class SyncNetModel(nn.Module):
         mid = self.netcnnlip(x)
         return self.netfclip(mid.reshape(mid.size(0), -1))
 
+    def forward_lip_clip(self, clip: torch.Tensor) -> torch.Tensor:
+        """(1, 3, T, 224, 224) consecutive frames -> (T - 4, 1024): `forward_lip` of every 5-frame window.
+
+        The first convolution is the only layer that looks across frames (5 deep; the
+        rest are 1 deep), so it runs once over the clip and its T - 4 time steps become
+        the windows' batch.  The same sums as window by window (bit-identical on the
+        CPU), without copying every frame into five windows first.
+        """
+        first = self.netcnnlip[0](clip)  # (1, 96, T - 4, h, w)
+        _, c, d, h, w = first.shape
+        # A view in channels-last memory (time, then pixels, then channels), a copy otherwise.
+        per_window = first.permute(0, 2, 1, 3, 4).reshape(d, c, h, w).unsqueeze(2)
+        mid = self.netcnnlip[1:](per_window)
+        return self.netfclip(mid.reshape(mid.size(0), -1))
+
 
 def default_device() -> str:
     """"cuda" when a GPU is usable, else "cpu"."""

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import pickle
+from contextlib import closing
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -143,8 +145,8 @@ def detect_video(batches: Iterable[np.ndarray], detector: FaceDetector, opts: Fa
                  sinks: Iterable[Callable[[np.ndarray, int], None]] = ()) -> Detections:
     """Faces (score > opts.conf_th) and shot boundaries of every frame, in one pass.
 
-    `sinks` see every batch with its first frame number (to write video.avi or
-    JPEG frames from the same decode).
+    `sinks` see every batch with its first frame number (to dump JPEG frames from the
+    same decode).
     """
     det = Detections()
     scenes = SceneDetector()
@@ -265,15 +267,33 @@ def track_audio(audio: np.ndarray, track: dict, frame_rate: int, sample_rate: in
     return audio[a:b]
 
 
-def write_track_video(path: Path, crops: np.ndarray, audio: np.ndarray, frame_rate: int) -> None:
-    """pycrop/R/0000i.avi: a track's crops at the frame rate with its slice of sound."""
-    wav = path.with_name(f".{path.stem}.wav")
-    media.write_wav(wav, audio)
-    try:
-        with media.VideoWriter(path, frame_rate, (224, 224), audio_wav=wav) as writer:
-            writer.write_many(crops)
-    finally:
-        wav.unlink(missing_ok=True)
+class TrackVideo:
+    """pycrop/R/0000i.avi: a track's crops at the frame rate with its slice of sound.
+
+    Encoding starts at once and runs in FFmpeg (fed from a thread) while the caller
+    goes on, e.g. with SyncNet on the same crops; `close` waits for the file, `abort`
+    drops it.  The crops must not change until then.
+    """
+
+    def __init__(self, path: Path, crops: np.ndarray, audio: np.ndarray, frame_rate: int):
+        self.wav = media.write_wav(path.with_name(f".{path.stem}.wav"), audio)
+        try:
+            self.writer = media.VideoWriter(path, frame_rate, (224, 224), audio_wav=self.wav)
+            self.writer.write_many(crops)
+        except BaseException:
+            self.abort()
+            raise
+
+    def close(self) -> None:
+        try:
+            self.writer.close()
+        finally:
+            self.wav.unlink(missing_ok=True)
+
+    def abort(self) -> None:
+        if getattr(self, "writer", None) is not None:
+            self.writer.abort()
+        self.wav.unlink(missing_ok=True)
 
 
 def write_track_files(layout: Layout, det: Detections, tracks: list[TrackOutput], frame_rate: int) -> None:
@@ -305,28 +325,6 @@ class _FrameDump:
             cv2.imwrite(str(self.folder / f"{first + k + 1:06d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
 
 
-class _AviSink:
-    """pyavi/R/video.avi: the 25 fps video with its sound, written from a decode we do anyway."""
-
-    def __init__(self, path: Path, audio_wav: Path, fps: int):
-        self.path, self.audio_wav, self.fps = path, audio_wav, fps
-        self.writer: media.VideoWriter | None = None
-
-    def __call__(self, batch: np.ndarray, first: int) -> None:
-        if self.writer is None:
-            self.writer = media.VideoWriter(self.path, self.fps, (batch.shape[2], batch.shape[1]),
-                                            audio_wav=self.audio_wav)
-        self.writer.write_many(batch)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-    def abort(self) -> None:
-        if self.writer is not None:
-            self.writer.abort()
-
-
 def _tee(batches: Iterable[np.ndarray], sinks: list) -> Iterator[np.ndarray]:
     first = 0
     for batch in batches:
@@ -338,10 +336,16 @@ def _tee(batches: Iterable[np.ndarray], sinks: list) -> Iterator[np.ndarray]:
 
 def _progress_batches(batches: Iterable[np.ndarray], total: int | None, desc: str,
                       progress: bool) -> Iterator[np.ndarray]:
-    with tqdm(total=total, desc=desc, unit="frame", disable=not progress, leave=False) as bar:
-        for batch in batches:
-            yield batch
-            bar.update(len(batch))
+    source = iter(batches)
+    try:
+        with tqdm(total=total, desc=desc, unit="frame", disable=not progress, leave=False) as bar:
+            for batch in source:
+                yield batch
+                bar.update(len(batch))
+    finally:  # stopping early stops the decoder now, not at garbage collection
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
 
 
 def analyse_video(videofile: str | Path, layout: Layout, opts: FaceOptions, detector: FaceDetector | None = None,
@@ -370,48 +374,53 @@ def analyse_video(videofile: str | Path, layout: Layout, opts: FaceOptions, dete
         if audio is None:
             audio = media.read_audio(videofile, 16000)
         media.write_wav(stage.audio_wav, audio)
-        avi = _AviSink(stage.video_avi, stage.audio_wav, opts.frame_rate)
-        sinks: list = [avi] + ([_FrameDump(stage.frames_dir)] if keep_frames else [])
+        # video.avi comes from the same FFmpeg decode as the detection pass (or, with
+        # shared detections, the crop pass): no second decode, no BGR frames piped back.
+        avi_copy = media.AviCopy(stage.video_avi, stage.audio_wav)
+        sinks: list = [_FrameDump(stage.frames_dir)] if keep_frames else []
         outputs: dict[int, TrackOutput] = {}
 
-        def frames(desc: str, total: int | None) -> Iterator[np.ndarray]:
-            batches = media.iter_frames(videofile, fps=opts.frame_rate, batch_size=opts.batch_size, info=info)
+        def frames(desc: str, total: int | None, copy: bool) -> Iterator[np.ndarray]:
+            batches = media.iter_frames(videofile, fps=opts.frame_rate, batch_size=opts.batch_size, info=info,
+                                        copy_to=avi_copy if copy else None)
             return _progress_batches(batches, total, desc, progress)
 
-        try:
-            shared = detections
-            if detections is None:
-                if detector is None:
-                    raise ValueError("analyse_video needs a detector or detections")
-                with times.stage("detect"):
-                    detections = detect_video(frames("detecting", expected), detector, opts, sinks)
-                sinks = []
-            tracks = find_tracks(detections, opts)
-            if not tracks:
-                log.warning("no face tracks found in %s", videofile)
+        shared = detections
+        if detections is None:
+            if detector is None:
+                raise ValueError("analyse_video needs a detector or detections")
+            with times.stage("detect"), closing(frames("detecting", expected, copy=True)) as batches:
+                detections = detect_video(batches, detector, opts, sinks)
+            sinks = []
+        tracks = find_tracks(detections, opts)
+        if not tracks:
+            log.warning("no face tracks found in %s", videofile)
 
-            def done(i: int, result: CropResult) -> None:
-                sound = track_audio(audio, tracks[i], opts.frame_rate)
-                with times.stage("write"):
-                    write_track_video(stage.track_video(i), result.crops, sound, opts.frame_rate)
-                sync = None
-                if model is not None:
+        def done(i: int, result: CropResult) -> None:
+            sound = track_audio(audio, tracks[i], opts.frame_rate)
+            with times.stage("write"):
+                video = TrackVideo(stage.track_video(i), result.crops, sound, opts.frame_rate)
+            sync = None
+            try:
+                if model is not None:  # while FFmpeg encodes the track video
                     with times.stage("syncnet"):
                         sync = evaluate_sync(model, result.crops, sound, vshift=vshift, batch_size=sync_batch)
-                outputs[i] = TrackOutput(tracks[i], result.x, result.y, result.s, sync)
+            except BaseException:
+                video.abort()
+                raise
+            with times.stage("write"):
+                video.close()
+            outputs[i] = TrackOutput(tracks[i], result.x, result.y, result.s, sync)
 
-            if tracks or sinks:
-                with times.stage("crop"):
-                    batches = _tee(frames("cropping", detections.n_frames), sinks)
-                    crop_tracks(batches, tracks, opts.crop_scale, on_done=done,
-                                tail_tolerance=0 if shared is None else 2)
-                    for _ in batches:  # the sinks (video.avi) want the frames after the last track too
-                        pass
-        except BaseException:
-            avi.abort()
-            raise
+        if tracks or sinks or shared is not None:
+            with times.stage("crop"), closing(frames("cropping", detections.n_frames,
+                                                     copy=shared is not None)) as decoded:
+                batches = _tee(decoded, sinks)
+                crop_tracks(batches, tracks, opts.crop_scale, on_done=done,
+                            tail_tolerance=0 if shared is None else 2)
+                for _ in batches:  # video.avi and the frame dump want the frames after the last track too
+                    pass
         with times.stage("write"):
-            avi.close()
             kept = [outputs[i] for i in range(len(tracks))]
             write_track_files(stage, detections, kept, opts.frame_rate)
             if model is not None:
@@ -443,11 +452,14 @@ def evaluate_track_file(path: str | Path, model, vshift: int = 15, batch_size: i
     if info.display_size != (224, 224):
         raise InputError(f"{path} is {info.display_size[0]}x{info.display_size[1]}: SyncNet takes 224x224 "
                          "face crops (make them with run_pipeline.py)")
-    frames = media.read_frames(path, fps=25)
+    # The sound decodes in a second FFmpeg beside the frames (the file was probed once, above).
+    with ThreadPoolExecutor(1) as pool:
+        sound = pool.submit(media.read_audio, path, 16000, info=info)
+        frames = media.read_frames(path, fps=25, info=info)
+        audio = sound.result()
     expected = int(round(info.duration * 25))
     if abs(len(frames) - expected) > 1:
         log.warning("%s decoded to %d frames, its duration says %d", path, len(frames), expected)
-    audio = media.read_audio(path, 16000)
     result = evaluate_sync(model, frames, audio, vshift=vshift, batch_size=batch_size)
     if report is not None:
         report(sync_report(result))

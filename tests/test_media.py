@@ -61,6 +61,46 @@ def test_frame_range_equals_slice_of_full_decode(clip30):
     assert [read_barcode(f) for f in part] == [read_barcode(f) for f in full[60:90]]
 
 
+def test_avi_copy_holds_the_frames_it_yields(clip30, tmp_path):
+    """One decode, two outputs: the BGR batches are those of a plain decode, and the AVI
+    (the reference's video.avi: MPEG-4/XVID, 25 fps, PCM sound) holds the same frames."""
+    wav = media.write_wav(tmp_path / "a.wav", np.zeros(16000 * 4, np.int16))
+    copy = media.AviCopy(tmp_path / "video.avi", wav)
+    plain = np.concatenate(list(media.iter_frames(clip30, fps=25, batch_size=7)))
+    both = np.concatenate(list(media.iter_frames(clip30, fps=25, batch_size=7, copy_to=copy)))
+    assert np.array_equal(both, plain)
+    assert not copy.tmp.exists()
+    info = media.probe(copy.path)
+    assert info.video_codec == "mpeg4" and info.fps == 25.0 and info.has_audio
+    assert info.audio[0].codec == "pcm_s16le"
+    again = np.concatenate(list(media.iter_frames(copy.path, fps=25)))
+    assert len(again) == len(plain) == 100
+    assert [read_barcode(f) for f in again[::9]] == [read_barcode(f) for f in plain[::9]]
+    # A range starts the copy at its own frame 0.
+    part = media.AviCopy(tmp_path / "part.avi")
+    frames = np.concatenate(list(media.iter_frames(clip30, fps=25, start=2.4, copy_to=part)))
+    assert len(frames) == 40 and media.probe(part.path).duration == pytest.approx(1.6, abs=0.05)
+
+
+def test_avi_copy_is_removed_when_decoding_stops_early(clip30, tmp_path):
+    copy = media.AviCopy(tmp_path / "video.avi")
+    frames = media.iter_frames(clip30, fps=25, batch_size=4, copy_to=copy)
+    next(frames)
+    frames.close()
+    assert not copy.path.exists() and not copy.tmp.exists()
+    with pytest.raises(ValueError):
+        next(media.iter_frames(clip30, fps=None, copy_to=copy))
+
+
+def test_read_frames_equals_streamed_decode(clip30, monkeypatch):
+    streamed = np.concatenate(list(media.iter_frames(clip30, fps=25)))
+    assert np.array_equal(media.read_frames(clip30, fps=25), streamed)
+    # A duration that undercounts the frames: the array grows to hold them all.
+    info = media.probe(clip30)
+    info.duration = 0.5
+    assert np.array_equal(media.read_frames(clip30, fps=25, info=info), streamed)
+
+
 def test_read_audio_and_wav(clip30, tmp_path):
     audio = media.read_audio(clip30, 16000)
     assert audio.dtype == np.int16 and len(audio) == pytest.approx(64000, abs=400)

@@ -187,3 +187,44 @@ def test_short_track_framewise_conf_is_scipys_zero_padded_median():
     with pytest.warns(UserWarning, match="kernel_size exceeds"):
         expected = signal.medfilt(fconf, kernel_size=9)
     np.testing.assert_allclose(res.framewise_conf, expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_lip_tower_on_a_clip_equals_window_by_window(case, syncnet_weights, channels_last):
+    """forward_lip_clip (first convolution once over the clip) gives each window's forward_lip."""
+    model = load_syncnet(syncnet_weights, device="cpu")
+    fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
+    frames = torch.from_numpy(case["frames"][:14]).permute(3, 0, 1, 2)  # (3, 14, H, W)
+    windows = frames.unfold(1, 5, 1).permute(1, 0, 4, 2, 3).contiguous(memory_format=fmt).float()
+    clip = frames.unsqueeze(0).contiguous(memory_format=fmt).float()
+    with torch.inference_mode():
+        by_window = model.forward_lip(windows)
+        by_clip = model.forward_lip_clip(clip)
+    assert by_clip.shape == (10, 1024)
+    torch.testing.assert_close(by_clip, by_window, rtol=1e-5, atol=1e-4)
+
+
+def test_models_without_a_clip_form_get_windows(case, syncnet_weights):
+    """A model with only forward_lip (test doubles, wrappers) is fed (N, 3, 5, H, W) windows."""
+    model = load_syncnet(syncnet_weights, device="cpu")
+    shapes = []
+
+    class WindowsOnly:
+        precision, lip_memory_format = "fp32", torch.channels_last_3d
+
+        def parameters(self):
+            return model.parameters()
+
+        def forward_lip(self, x):
+            shapes.append(tuple(x.shape))
+            return model.forward_lip(x)
+
+        def forward_aud(self, x):
+            return model.forward_aud(x)
+
+    frames, audio = case["frames"][:30], case["audio"][: 30 * 640]
+    a = evaluate_sync(WindowsOnly(), frames, audio, batch_size=10)
+    b = evaluate_sync(model, frames, audio, batch_size=10)
+    assert shapes and all(s[1:] == (3, 5, 224, 224) for s in shapes)
+    assert a.offset == b.offset
+    np.testing.assert_allclose(a.dists, b.dists, rtol=RTOL, atol=ATOL)
