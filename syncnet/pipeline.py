@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 import pickle
-from contextlib import closing
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
