@@ -384,10 +384,31 @@ class AviCopy:
         return self.path.with_name(f".{self.path.stem}.part{self.path.suffix}")
 
 
+PIXEL_FORMATS = ("bgr24", "yuv420p")
+
+
+def frame_shape(width: int, height: int, pix_fmt: str = "bgr24") -> tuple[int, ...]:
+    """Shape of one raw frame: (H, W, 3) for BGR; for I420 (yuv420p) the three planes
+    flat, Y then U then V, each chroma plane ceil(W/2) x ceil(H/2) (see `i420_planes`)."""
+    if pix_fmt == "bgr24":
+        return (height, width, 3)
+    if pix_fmt == "yuv420p":
+        return (width * height + 2 * ((width + 1) // 2) * ((height + 1) // 2),)
+    raise ValueError(f"pixel format {pix_fmt!r} is not one of {PIXEL_FORMATS}")
+
+
+def i420_planes(frame: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Writable (H, W), (ceil(H/2), ceil(W/2)) x 2 views of an I420 frame's Y, U and V planes."""
+    cw, ch = (width + 1) // 2, (height + 1) // 2
+    y_end, u_end = width * height, width * height + cw * ch
+    return (frame[:y_end].reshape(height, width), frame[y_end:u_end].reshape(ch, cw),
+            frame[u_end:u_end + cw * ch].reshape(ch, cw))
+
+
 def iter_frames(src: str | os.PathLike, fps: float | None = 25.0, batch_size: int = 32,
                 start: float | None = None, end: float | None = None,
                 info: MediaInfo | None = None, prefetch_batches: int = 2,
-                copy_to: AviCopy | None = None) -> Iterator[np.ndarray]:
+                copy_to: AviCopy | None = None, pix_fmt: str = "bgr24") -> Iterator[np.ndarray]:
     """Yield decoded frames as uint8 BGR arrays of shape (B, H, W, 3), B <= batch_size.
 
     With `fps`, frames sit on that rate's grid from t=0 of the file (nearest source
@@ -397,16 +418,18 @@ def iter_frames(src: str | os.PathLike, fps: float | None = 25.0, batch_size: in
     a thread; memory is those batches, whatever the length of the video.  Each batch
     is a fresh array the caller may keep or modify.  With `copy_to` (needs `fps`) the
     same decode also writes those frames to an AVI, which exists once the iteration
-    has run to its end (it is removed if the iteration stops early).
+    has run to its end (it is removed if the iteration stops early).  `pix_fmt="yuv420p"`
+    yields the decoder's own I420 pictures, (B, bytes) (see `frame_shape`), unconverted.
     """
     info = info or probe(src)
     require_video(info)
     if copy_to is not None and not fps:
         raise ValueError("an AVI copy needs a frame rate")
     w, h = info.display_size
+    frame_bytes = math.prod(frame_shape(w, h, pix_fmt))
     # At most ~256 MB decoded ahead (one batch of 4K frames at 16 a batch is 400 MB).
-    depth = min(prefetch_batches, max(1, PREFETCH_BYTES // max(1, w * h * 3 * batch_size)))
-    yield from prefetch(_decode(src, fps, batch_size, start, end, info, copy_to), depth)
+    depth = min(prefetch_batches, max(1, PREFETCH_BYTES // max(1, frame_bytes * batch_size)))
+    yield from prefetch(_decode(src, fps, batch_size, start, end, info, copy_to, pix_fmt), depth)
 
 
 # Linux's F_SETPIPE_SZ: a 1 MB pipe instead of 64 KB moves a frame in a few system
@@ -425,7 +448,7 @@ def _widen_pipe(pipe) -> None:
 
 
 def _decode_args(src: str | os.PathLike, fps: float | None, start: float | None, end: float | None,
-                 copy_to: AviCopy | None) -> list[str]:
+                 copy_to: AviCopy | None, pix_fmt: str = "bgr24") -> list[str]:
     filters = []
     if fps:
         filters.append(f"fps={float(fps)!r}:start_time=0")
@@ -443,7 +466,7 @@ def _decode_args(src: str | os.PathLike, fps: float | None, start: float | None,
     # No input seek for ranges: FFmpeg's fps filter picks other source frames when it
     # starts elsewhere than t=0, and a range must be exactly a slice of the full decode.
     args = [_tool("ffmpeg"), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", _arg_path(src)]
-    raw = ["-vsync", "passthrough", "-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1"]
+    raw = ["-vsync", "passthrough", "-f", "rawvideo", "-pix_fmt", pix_fmt, "pipe:1"]
     if copy_to is None:
         args += ["-map", "0:v:0", "-an", "-sn"]
         if filters:
@@ -485,14 +508,15 @@ def _finish(proc: subprocess.Popen, drain: _StderrDrain, src: str | os.PathLike)
 
 
 def _decode(src: str | os.PathLike, fps: float | None, batch_size: int, start: float | None,
-            end: float | None, info: MediaInfo, copy_to: AviCopy | None = None) -> Iterator[np.ndarray]:
-    width, height = info.display_size
-    frame_bytes = width * height * 3
+            end: float | None, info: MediaInfo, copy_to: AviCopy | None = None,
+            pix_fmt: str = "bgr24") -> Iterator[np.ndarray]:
+    shape = frame_shape(*info.display_size, pix_fmt)
+    frame_bytes = math.prod(shape)
     done = False
     try:
-        with _reader(_decode_args(src, fps, start, end, copy_to)) as (proc, drain):
+        with _reader(_decode_args(src, fps, start, end, copy_to, pix_fmt)) as (proc, drain):
             while True:
-                batch = np.empty((batch_size, height, width, 3), np.uint8)
+                batch = np.empty((batch_size, *shape), np.uint8)
                 got = _read_into(proc.stdout, memoryview(batch).cast("B"))
                 n = got // frame_bytes
                 if n:
@@ -637,14 +661,15 @@ class VideoWriter:
 
     def __init__(self, dst: str | os.PathLike, fps: float, size: tuple[int, int],
                  audio_wav: str | os.PathLike | None = None, codec: str = "mpeg4", quality: int = 2,
-                 queue_batches: int = 2):
+                 queue_batches: int = 2, pix_fmt: str = "bgr24"):
         self.dst = Path(dst)
         self.tmp = self.dst.with_name(f".{self.dst.stem}.part{self.dst.suffix}")
         self.size = size
+        self.frame_shape = frame_shape(*size, pix_fmt)
         self.frames = 0
         w, h = size
         args = [_tool("ffmpeg"), "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
-                "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}", "-r", repr(float(fps)), "-i", "-"]
+                "-f", "rawvideo", "-pix_fmt", pix_fmt, "-s", f"{w}x{h}", "-r", repr(float(fps)), "-i", "-"]
         if audio_wav is not None:
             args += ["-i", _arg_path(audio_wav), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "pcm_s16le"]
         if codec == "mpeg4":
@@ -687,8 +712,9 @@ class VideoWriter:
         self.write_many(frame[None].copy())
 
     def write_many(self, frames: np.ndarray) -> None:
-        """A (N, H, W, 3) uint8 BGR batch (not to be modified afterwards: it is read later)."""
-        if frames.ndim != 4 or frames.shape[2:0:-1] != tuple(self.size) or frames.dtype != np.uint8:
+        """A (N, H, W, 3) uint8 BGR batch, or (N, bytes) I420 with pix_fmt="yuv420p"
+        (not to be modified afterwards: it is read later)."""
+        if frames.shape[1:] != self.frame_shape or frames.dtype != np.uint8:
             raise ValueError(f"frames of shape {frames.shape} do not match writer size {self.size}")
         if self._broken:
             raise self._failed()

@@ -40,16 +40,38 @@ def faces_by_frame(vidtracks: list[dict], dists: list, n_frames: int) -> list[li
     return faces
 
 
-def draw_faces(image: np.ndarray, faces: list[dict]) -> np.ndarray:
-    """Green for confident, red for not (the reference's colours and label)."""
+def _bt601(bgr: tuple[float, float, float]) -> tuple[int, int, int]:
+    """Y, U, V of a BGR colour in BT.601 limited range (FFmpeg's default for yuv420p)."""
+    b, g, r = bgr
+    y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
+    u = 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255
+    v = 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255
+    return tuple(int(np.clip(round(c), 0, 255)) for c in (y, u, v))
+
+
+WHITE = _bt601((255, 255, 255))
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def draw_faces(frame_i420: np.ndarray, width: int, height: int, faces: list[dict]) -> np.ndarray:
+    """The reference's boxes and labels (green for confident, red for not; white text),
+    drawn in place on an I420 frame: full size on Y, half size on U and V.
+
+    Drawing on the decoder's own pictures spares two colour conversions and halves the
+    bytes piped each way; the chroma planes are half size in the output file anyway.
+    """
+    planes = media.i420_planes(frame_i420, width, height)
     for face in faces:
         clr = max(min(face["conf"] * 25, 255), 0)
+        colour = _bt601((0, clr, 255 - clr))
         x0, y0 = int(face["x"] - face["s"]), int(face["y"] - face["s"])
         x1, y1 = int(face["x"] + face["s"]), int(face["y"] + face["s"])
-        cv2.rectangle(image, (x0, y0), (x1, y1), (0, clr, 255 - clr), 3)
-        cv2.putText(image, "Track %d, Conf %.3f" % (face["track"], face["conf"]), (x0, y0),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 2)
-    return image
+        label = "Track %d, Conf %.3f" % (face["track"], face["conf"])
+        for k, (plane, c, w) in enumerate(zip(planes, colour, WHITE)):
+            d = 1 if k == 0 else 2  # luma at full size, chroma at half
+            cv2.rectangle(plane, (x0 // d, y0 // d), (x1 // d, y1 // d), c, 3 if d == 1 else 2)
+            cv2.putText(plane, label, (x0 // d, y0 // d), FONT, 0.5 / d, w, 2 if d == 1 else 1)
+    return frame_i420
 
 
 def _load(path: Path, what: str):
@@ -67,17 +89,18 @@ def write_visualisation(layout: Layout, frame_rate: int = 25) -> Path:
         raise InputError(f"{layout.work_dir}: {len(vidtracks)} tracks but {len(dists)} SyncNet results; "
                          "run run_syncnet.py again")
     info = media.probe(layout.video_avi)
+    width, height = info.display_size
     n_frames = int(round(info.duration * frame_rate)) + 1
     faces = faces_by_frame(vidtracks, dists, n_frames)
     writer = None
     try:
         index = 0
-        for batch in media.iter_frames(layout.video_avi, fps=frame_rate, info=info):
+        for batch in media.iter_frames(layout.video_avi, fps=frame_rate, info=info, pix_fmt="yuv420p"):
             if writer is None:
-                writer = media.VideoWriter(layout.video_out, frame_rate, (batch.shape[2], batch.shape[1]),
+                writer = media.VideoWriter(layout.video_out, frame_rate, (width, height), pix_fmt="yuv420p",
                                            audio_wav=layout.audio_wav if layout.audio_wav.exists() else None)
             for frame in batch:  # each batch is a fresh array: draw on it in place
-                draw_faces(frame, faces[index] if index < len(faces) else [])
+                draw_faces(frame, width, height, faces[index] if index < len(faces) else [])
                 index += 1
             writer.write_many(batch)
     except BaseException:
