@@ -396,30 +396,40 @@ def analyse_video(videofile: str | Path, layout: Layout, opts: FaceOptions, dete
         if not tracks:
             log.warning("no face tracks found in %s", videofile)
 
+        # A track's crop AVI encodes while SyncNet runs on its crops and the crop pass
+        # goes on; it is waited for when the next track is done (at most one in flight).
+        encoding: list[TrackVideo] = []
+
+        def wait_for_videos() -> None:
+            with times.stage("write"):
+                while encoding:
+                    encoding.pop().close()
+
         def done(i: int, result: CropResult) -> None:
             sound = track_audio(audio, tracks[i], opts.frame_rate)
+            wait_for_videos()
             with times.stage("write"):
-                video = TrackVideo(stage.track_video(i), result.crops, sound, opts.frame_rate)
+                encoding.append(TrackVideo(stage.track_video(i), result.crops, sound, opts.frame_rate))
             sync = None
-            try:
-                if model is not None:  # while FFmpeg encodes the track video
-                    with times.stage("syncnet"):
-                        sync = evaluate_sync(model, result.crops, sound, vshift=vshift, batch_size=sync_batch)
-            except BaseException:
-                video.abort()
-                raise
-            with times.stage("write"):
-                video.close()
+            if model is not None:
+                with times.stage("syncnet"):
+                    sync = evaluate_sync(model, result.crops, sound, vshift=vshift, batch_size=sync_batch)
             outputs[i] = TrackOutput(tracks[i], result.x, result.y, result.s, sync)
 
         if tracks or sinks or shared is not None:
-            with times.stage("crop"), closing(frames("cropping", detections.n_frames,
-                                                     copy=shared is not None)) as decoded:
-                batches = _tee(decoded, sinks)
-                crop_tracks(batches, tracks, opts.crop_scale, on_done=done,
-                            tail_tolerance=0 if shared is None else 2)
-                for _ in batches:  # video.avi and the frame dump want the frames after the last track too
-                    pass
+            try:
+                with times.stage("crop"), closing(frames("cropping", detections.n_frames,
+                                                         copy=shared is not None)) as decoded:
+                    batches = _tee(decoded, sinks)
+                    crop_tracks(batches, tracks, opts.crop_scale, on_done=done,
+                                tail_tolerance=0 if shared is None else 2)
+                    for _ in batches:  # video.avi and the frame dump want the frames after the last track too
+                        pass
+                wait_for_videos()
+            except BaseException:
+                for video in encoding:
+                    video.abort()
+                raise
         with times.stage("write"):
             kept = [outputs[i] for i in range(len(tracks))]
             write_track_files(stage, detections, kept, opts.frame_rate)
