@@ -100,10 +100,12 @@ def row(name: str, seconds: float, units: float | None, unit: str, video_seconds
             "realtime_factor": round(video_seconds / seconds, 2) if seconds > 0 else None}
 
 
-def scenario_long(video: Path, device: str, weights, batch: int, out_dir: Path) -> dict:
+def scenario_long(video: Path, device: str, weights, batch: int, out_dir: Path,
+                  chunk_preset: str = "veryfast") -> dict:
     detector, model, s3fd_clock, sync_clock = load(device, *weights)
     info = media.probe(video)
-    opts = LongVideoOptions(faces=FaceOptions(min_track=5, min_face_size=10, batch_size=batch), visualise=True)
+    opts = LongVideoOptions(faces=FaceOptions(min_track=5, min_face_size=10, batch_size=batch), visualise=True,
+                            chunk_preset=chunk_preset)
     t0 = time.perf_counter()
     summary = process_long_video(video, out_dir, opts, detector, model, force=True)
     wall = time.perf_counter() - t0
@@ -153,6 +155,7 @@ def rss_in_subprocess(minutes: float, args) -> float:
         out = Path(tmp) / "r.json"
         subprocess.run([sys.executable, __file__, "--minutes", str(minutes), "--device", args.device,
                         "--batch_size", str(args.batch_size), "--only", "long", "--workdir", args.workdir,
+                        "--chunk_preset", args.chunk_preset,
                         "--out", str(out)], check=True)
         return json.loads(out.read_text())["long"]["peak_rss"]["self_mb"]
 
@@ -177,6 +180,8 @@ def main() -> int:
     ap.add_argument("--rss", action="store_true", help="also compare peak RSS at the length and at 4x it")
     ap.add_argument("--only", choices=["long", "chunk"], default=None)
     ap.add_argument("--workdir", default=None, help="keep the workload here (default: a temporary folder)")
+    ap.add_argument("--chunk_preset", default="veryfast",
+                    help="x264 preset of the long job's chunk files (process_long_video.py's option)")
     args = ap.parse_args()
     with workdir(args.workdir, "syncnet-bench-") as work:
         args.workdir = str(work)  # the --rss runs share the workload
@@ -187,7 +192,8 @@ def run(args: argparse.Namespace, work: Path) -> int:
     weights = make_weights(work)
     video = make_workload(work, args.minutes)
     report = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "cpu_count": os.cpu_count(), "minutes": args.minutes, "batch_size": args.batch_size}
+              "cpu_count": os.cpu_count(), "minutes": args.minutes, "batch_size": args.batch_size,
+              "chunk_preset": args.chunk_preset}
     if args.device.startswith("cuda"):
         report["gpu"] = torch.cuda.get_device_name(0)
     report["decode_only_fps"] = round(decode_rate(video), 1)
@@ -195,7 +201,8 @@ def run(args: argparse.Namespace, work: Path) -> int:
         report["chunk"] = scenario_chunk(video, args.device, weights, args.batch_size, work)
         print_table("run_pipeline + run_syncnet, one 30 s chunk", report["chunk"])
     if args.only in (None, "long"):
-        report["long"] = scenario_long(video, args.device, weights, args.batch_size, work / "long_out")
+        report["long"] = scenario_long(video, args.device, weights, args.batch_size, work / "long_out",
+                                       args.chunk_preset)
         long = report["long"]
         long["pipeline_fps"] = round(long["source_frames"] / long["wall_seconds"], 2)
         long["share_of_decode_rate"] = round(long["pipeline_fps"] / report["decode_only_fps"], 4)
