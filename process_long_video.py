@@ -34,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="H.264 quality of the chunk files: 18 (default) is visually lossless, 0 is lossless")
     p.add_argument("--chunk_preset", default="veryfast",
                    choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"],
-                   help="x264 preset of the chunk files (default veryfast; ultrafast encodes in about a third "
-                        "of the time, files about 4x larger)")
+                   help="x264 preset of the chunk files (default veryfast; ultrafast encodes in about half "
+                        "the CPU time, files about 3.6x larger)")
     p.add_argument("--min_track", type=int, default=5, help="shortest face track in frames (default 5)")
     p.add_argument("--min_face_size", type=int, default=10, help="smallest face in pixels (default 10)")
     p.add_argument("--facedet_scale", type=float, default=0.25, help="scale of frames for S3FD (default 0.25)")
