@@ -87,8 +87,12 @@ def _check_inputs(frames_bgr, audio) -> tuple[np.ndarray, np.ndarray, int]:
             f"too short: {n_frames} frames and {audio.size / SAMPLE_RATE:.3f} s of audio; SyncNet needs at "
             f"least {WINDOW + 1} frames ({(WINDOW + 1) / FPS:.2f} s) of both")
     if audio.size * FPS != n_frames * SAMPLE_RATE:
-        log.warning("audio (%.4fs) and video (%.4fs) lengths differ; using the first %d frames of both",
-                    audio.size / SAMPLE_RATE, n_frames / FPS, n_win + WINDOW)
+        # Less than a frame apart is the norm for AAC sound (its last packet is cut short),
+        # and one warning per track would bury a long run's console: a warning from one frame.
+        apart = abs(audio.size - n_frames * SAMPLES_PER_FRAME)
+        log.log(logging.WARNING if apart >= SAMPLES_PER_FRAME else logging.INFO,
+                "audio (%.4fs) and video (%.4fs) lengths differ; using the first %d frames of both",
+                audio.size / SAMPLE_RATE, n_frames / FPS, n_win + WINDOW)
     return frames, audio, n_win
 
 

@@ -170,6 +170,15 @@ def test_length_mismatch_warns_and_uses_the_shorter(caplog, extra_samples):
     np.testing.assert_array_equal(trimmed.dists, res.dists)
 
 
+def test_less_than_a_frame_apart_is_logged_not_warned(caplog):
+    """AAC sound ends up to a packet short of the picture: reported at INFO (visible with -v)."""
+    frames, audio = _clip(30, 30 * 640 - 368, seed=4)
+    with caplog.at_level(logging.INFO, logger="syncnet.evaluate"):
+        evaluate_sync(FrameMeans(), frames, audio, vshift=4)
+    levels = [r.levelno for r in caplog.records if "lengths differ" in r.getMessage()]
+    assert levels == [logging.INFO]
+
+
 def test_equal_lengths_do_not_warn(caplog):
     frames, audio = _clip(12, 12 * 640)
     with caplog.at_level(logging.WARNING):
