@@ -55,34 +55,53 @@ def smooth_track(bbox: np.ndarray | Sequence[Sequence[float]]) -> tuple[np.ndarr
             signal.medfilt(s, kernel_size=kernel))
 
 
-def crop_window(image: np.ndarray, x: float, y: float, s: float, crop_scale: float) -> np.ndarray:
-    """The reference's slice of the 110-padded frame, before resizing, without padding the frame.
-
-    A view into `image` when the window lies inside it, otherwise a new array.
-    """
+def window_bounds(x: float, y: float, s: float, crop_scale: float, height: int, width: int
+                  ) -> tuple[int, int, int, int]:
+    """Rows [r0, r1) and columns [c0, c1), in image coordinates (they may reach past the
+    image, into the padding), of the reference's slice of its 110-padded frame."""
     bsi = int(s * (1 + 2 * crop_scale))
     my = y + bsi
     mx = x + bsi
-    h, w = image.shape[:2]
     # Bounds in padded coordinates, resolved the way numpy resolves a slice.
-    r0, r1, _ = slice(int(my - s), int(my + s * (1 + 2 * crop_scale))).indices(h + 2 * bsi)
-    c0, c1, _ = slice(int(mx - s * (1 + crop_scale)), int(mx + s * (1 + crop_scale))).indices(w + 2 * bsi)
+    r0, r1, _ = slice(int(my - s), int(my + s * (1 + 2 * crop_scale))).indices(height + 2 * bsi)
+    c0, c1, _ = slice(int(mx - s * (1 + crop_scale)), int(mx + s * (1 + crop_scale))).indices(width + 2 * bsi)
     r1, c1 = max(r1, r0), max(c1, c0)
-    # The same window in image coordinates.
-    ir0, ir1, ic0, ic1 = r0 - bsi, r1 - bsi, c0 - bsi, c1 - bsi
+    return r0 - bsi, r1 - bsi, c0 - bsi, c1 - bsi
+
+
+def crop_window(image: np.ndarray, x: float, y: float, s: float, crop_scale: float,
+                origin: tuple[int, int] = (0, 0), frame_size: tuple[int, int] | None = None) -> np.ndarray:
+    """The reference's slice of the 110-padded frame, before resizing, without padding the frame.
+
+    `image` may be only part of the frame: its top-left pixel is the frame's (row, column)
+    `origin` and the whole frame is `frame_size` (height, width); the part must hold
+    every pixel of the frame the window covers.  A view into `image` when the window
+    lies inside the frame, otherwise a new array.
+    """
+    h, w = frame_size or image.shape[:2]
+    oy, ox = origin
+    ir0, ir1, ic0, ic1 = window_bounds(x, y, s, crop_scale, h, w)
     if ir0 >= 0 and ic0 >= 0 and ir1 <= h and ic1 <= w:
-        return image[ir0:ir1, ic0:ic1]
-    window = np.full((r1 - r0, c1 - c0) + image.shape[2:], PAD_VALUE, dtype=image.dtype)
+        window = image[ir0 - oy:ir1 - oy, ic0 - ox:ic1 - ox]
+        if window.shape[:2] != (ir1 - ir0, ic1 - ic0) or min(ir0 - oy, ic0 - ox) < 0:
+            raise ValueError("the crop window reaches outside the part of the frame given")
+        return window
+    window = np.full((ir1 - ir0, ic1 - ic0) + image.shape[2:], PAD_VALUE, dtype=image.dtype)
     sr0, sr1 = max(ir0, 0), min(ir1, h)
     sc0, sc1 = max(ic0, 0), min(ic1, w)
     if sr1 > sr0 and sc1 > sc0:
-        window[sr0 - ir0:sr1 - ir0, sc0 - ic0:sc1 - ic0] = image[sr0:sr1, sc0:sc1]
+        part = image[sr0 - oy:sr1 - oy, sc0 - ox:sc1 - ox]
+        if part.shape[:2] != (sr1 - sr0, sc1 - sc0) or min(sr0 - oy, sc0 - ox) < 0:
+            raise ValueError("the crop window reaches outside the part of the frame given")
+        window[sr0 - ir0:sr1 - ir0, sc0 - ic0:sc1 - ic0] = part
     return window
 
 
-def crop_face(image: np.ndarray, x: float, y: float, s: float, crop_scale: float) -> np.ndarray:
-    """One 224x224 crop, pixel for pixel the reference's `cv2.resize(padded[...], (224, 224))`."""
-    window = crop_window(image, x, y, s, crop_scale)
+def crop_face(image: np.ndarray, x: float, y: float, s: float, crop_scale: float,
+              origin: tuple[int, int] = (0, 0), frame_size: tuple[int, int] | None = None) -> np.ndarray:
+    """One 224x224 crop, pixel for pixel the reference's `cv2.resize(padded[...], (224, 224))`
+    (`origin`, `frame_size`: see `crop_window`)."""
+    window = crop_window(image, x, y, s, crop_scale, origin, frame_size)
     if window.size == 0:
         raise ValueError(f"empty crop window at x={x:.1f}, y={y:.1f}, s={s:.1f} in a {image.shape[:2]} frame")
     return cv2.resize(window, (CROP_SIZE, CROP_SIZE))
@@ -113,16 +132,31 @@ class TrackCropper:
     def covers(self, frame_no: int) -> bool:
         return int(frame_no) in self._index
 
-    def crop(self, frame_no: int, image: np.ndarray) -> np.ndarray | None:
-        """The crop for video frame `frame_no`, or None when the track has no box there."""
+    def crop(self, frame_no: int, image: np.ndarray, origin: tuple[int, int] = (0, 0),
+             frame_size: tuple[int, int] | None = None) -> np.ndarray | None:
+        """The crop for video frame `frame_no`, or None when the track has no box there
+        (`image` may be part of the frame: see `crop_window`)."""
         i = self._index.get(int(frame_no))
         if i is None:
             return None
-        return self.crop_at(i, image)
+        return self.crop_at(i, image, origin, frame_size)
 
-    def crop_at(self, i: int, image: np.ndarray) -> np.ndarray:
+    def crop_at(self, i: int, image: np.ndarray, origin: tuple[int, int] = (0, 0),
+                frame_size: tuple[int, int] | None = None) -> np.ndarray:
         """The crop for the track's i-th box, taken from `image`."""
-        return crop_face(image, self.x[i], self.y[i], self.s[i], self.crop_scale)
+        return crop_face(image, self.x[i], self.y[i], self.s[i], self.crop_scale, origin, frame_size)
+
+    def extent(self, height: int, width: int) -> tuple[int, int, int, int] | None:
+        """Rows [top, bottom) and columns [left, right) of a `height` x `width` frame that
+        the track's crops read from; None when every window lies in the padding."""
+        bounds = [window_bounds(x, y, s, self.crop_scale, height, width) for x, y, s in zip(self.x, self.y, self.s)]
+        b = np.array(bounds, dtype=np.int64).reshape(-1, 4)
+        top, bottom = np.clip(b[:, 0], 0, height), np.clip(b[:, 1], 0, height)
+        left, right = np.clip(b[:, 2], 0, width), np.clip(b[:, 3], 0, width)
+        inside = (bottom > top) & (right > left)
+        if not inside.any():
+            return None
+        return (int(top[inside].min()), int(bottom[inside].max()), int(left[inside].min()), int(right[inside].max()))
 
 
 def crop_track(frames: Any, track: dict, crop_scale: float = 0.4) -> CropResult:

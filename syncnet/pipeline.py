@@ -176,19 +176,31 @@ def find_tracks(det: Detections, opts: FaceOptions) -> list[dict]:
     return tracks
 
 
+CROP_FLUSH = 32  # frames of a track's crops handed to `on_crops` at a time
+
+
 def crop_tracks(batches: Iterable[np.ndarray], tracks: list[dict], crop_scale: float,
                 offsets: list[int] | None = None,
                 on_done: Callable[[int, CropResult], None] | None = None,
-                tail_tolerance: int = 0) -> list[CropResult | None]:
+                on_crops: Callable[[int, np.ndarray], None] | None = None,
+                tail_tolerance: int = 0, region: media.Region | None = None,
+                frame_size: tuple[int, int] | None = None) -> list[CropResult | None]:
     """Crop every track in one pass over the frames.
 
     Track i's frame numbers count from `offsets[i]` in the frame stream.  Each track's
     result goes to `on_done(i, result)` as soon as its last frame is cropped; it is
     also returned unless `on_done` is given (then the list holds None), so a caller
-    can write or evaluate a track and let its crops go.  When the stream ends up to
+    can write or evaluate a track and let its crops go.  `on_crops(i, crops)` sees a
+    track's crops as they are made, every `CROP_FLUSH` frames and before `on_done`, in
+    order (e.g. to encode them while the pass goes on); those rows are final and must
+    not be modified.  When the stream ends up to
     `tail_tolerance` frames early (a re-encoded chunk can decode to one frame fewer
-    than its source range), the last frame stands in for the missing ones.
+    than its source range), the last frame stands in for the missing ones.  With
+    `region` the frames are that part of `frame_size` (width, height) pictures (see
+    `crop_region`).
     """
+    origin = (0, 0) if region is None else (region.top, region.left)
+    hw = None if frame_size is None else (frame_size[1], frame_size[0])
     offsets = offsets or [0] * len(tracks)
     croppers = [TrackCropper(t, crop_scale) for t in tracks]
     first_abs = [int(t["frame"][0]) + o for t, o in zip(tracks, offsets)]
@@ -200,7 +212,15 @@ def crop_tracks(batches: Iterable[np.ndarray], tracks: list[dict], crop_scale: f
     open_ids: list[int] = []
     frame_no = 0
 
+    flushed = [0] * len(tracks)
+
+    def flush(i: int, upto: int) -> None:
+        if on_crops is not None and upto > flushed[i]:
+            on_crops(i, buffers[i][flushed[i]:upto])
+            flushed[i] = upto
+
     def finish(i: int) -> None:
+        flush(i, len(buffers[i]))
         result = CropResult(crops=buffers.pop(i), x=croppers[i].x, y=croppers[i].y, s=croppers[i].s)
         if on_done is not None:
             on_done(i, result)
@@ -225,16 +245,36 @@ def crop_tracks(batches: Iterable[np.ndarray], tracks: list[dict], crop_scale: f
             open_ids.append(i)
             pending += 1
         for i in list(open_ids):
-            buffers[i][frame_no - first_abs[i]] = croppers[i].crop(frame_no - offsets[i], image)
+            buffers[i][frame_no - first_abs[i]] = croppers[i].crop(frame_no - offsets[i], image, origin, hw)
             if frame_no == last_abs[i]:
                 open_ids.remove(i)
                 finish(i)
+            elif (frame_no - first_abs[i] + 1) % CROP_FLUSH == 0:
+                flush(i, frame_no - first_abs[i] + 1)
         frame_no += 1
     if open_ids or pending < len(order):
         missing = sorted(open_ids + order[pending:])
         raise InputError(f"the video ended at frame {frame_no} before face tracks {missing} did "
                          "(it decodes to fewer frames than at detection)")
     return results
+
+
+def crop_region(tracks: list[dict], crop_scale: float, info: media.MediaInfo) -> media.Region | None:
+    """The part of the picture the crop pass needs to decode, or None for all of it.
+
+    The union of every crop window of every track, rounded out to even pixels: the
+    rest of the frame is never read, so it need not be converted to BGR nor piped.
+    None where a narrowed decode would not give exactly the same pixels (`region_exact`).
+    With no tracks, any 2x2 corner does (the pass then only writes video.avi).
+    """
+    w, h = info.display_size
+    if not media.region_exact(info):
+        return None
+    extents = [e for e in (TrackCropper(t, crop_scale).extent(h, w) for t in tracks) if e is not None]
+    if not extents:
+        return media.even_region(0, 2, 0, 2, w, h)
+    return media.even_region(min(e[0] for e in extents), max(e[1] for e in extents),
+                             min(e[2] for e in extents), max(e[3] for e in extents), w, h)
 
 
 @dataclass
@@ -270,19 +310,22 @@ def track_audio(audio: np.ndarray, track: dict, frame_rate: int, sample_rate: in
 class TrackVideo:
     """pycrop/R/0000i.avi: a track's crops at the frame rate with its slice of sound.
 
-    Encoding starts at once and runs in FFmpeg (fed from a thread) while the caller
-    goes on, e.g. with SyncNet on the same crops; `close` waits for the file, `abort`
-    drops it.  The crops must not change until then.
+    Crops go to FFmpeg (fed from a thread) as they are made, so the file is encoded
+    while the crop pass and SyncNet go on; `close` waits for the file, `abort` drops
+    it.  Crops handed to `write` must not change until then.
     """
 
-    def __init__(self, path: Path, crops: np.ndarray, audio: np.ndarray, frame_rate: int):
+    def __init__(self, path: Path, audio: np.ndarray, frame_rate: int):
         self.wav = media.write_wav(path.with_name(f".{path.stem}.wav"), audio)
+        self.writer = None
         try:
             self.writer = media.VideoWriter(path, frame_rate, (224, 224), audio_wav=self.wav)
-            self.writer.write_many(crops)
         except BaseException:
             self.abort()
             raise
+
+    def write(self, crops: np.ndarray) -> None:
+        self.writer.write_many(crops)
 
     def close(self) -> None:
         try:
@@ -291,7 +334,7 @@ class TrackVideo:
             self.wav.unlink(missing_ok=True)
 
     def abort(self) -> None:
-        if getattr(self, "writer", None) is not None:
+        if self.writer is not None:
             self.writer.abort()
         self.wav.unlink(missing_ok=True)
 
@@ -380,9 +423,10 @@ def analyse_video(videofile: str | Path, layout: Layout, opts: FaceOptions, dete
         sinks: list = [_FrameDump(stage.frames_dir)] if keep_frames else []
         outputs: dict[int, TrackOutput] = {}
 
-        def frames(desc: str, total: int | None, copy: bool) -> Iterator[np.ndarray]:
+        def frames(desc: str, total: int | None, copy: bool,
+                   region: media.Region | None = None) -> Iterator[np.ndarray]:
             batches = media.iter_frames(videofile, fps=opts.frame_rate, batch_size=opts.batch_size, info=info,
-                                        copy_to=avi_copy if copy else None)
+                                        copy_to=avi_copy if copy else None, region=region)
             return _progress_batches(batches, total, desc, progress)
 
         shared = detections
@@ -396,8 +440,10 @@ def analyse_video(videofile: str | Path, layout: Layout, opts: FaceOptions, dete
         if not tracks:
             log.warning("no face tracks found in %s", videofile)
 
-        # A track's crop AVI encodes while SyncNet runs on its crops and the crop pass
-        # goes on; it is waited for when the next track is done (at most one in flight).
+        # A track's crop AVI encodes as its crops are made; once the track is done the
+        # file is finished while SyncNet runs on its crops, and waited for when the next
+        # track is done (at most one finishing at a time).
+        writing: dict[int, TrackVideo] = {}
         encoding: list[TrackVideo] = []
 
         def wait_for_videos() -> None:
@@ -405,11 +451,16 @@ def analyse_video(videofile: str | Path, layout: Layout, opts: FaceOptions, dete
                 while encoding:
                     encoding.pop().close()
 
+        def crops_made(i: int, crops: np.ndarray) -> None:
+            if i not in writing:
+                sound = track_audio(audio, tracks[i], opts.frame_rate)
+                writing[i] = TrackVideo(stage.track_video(i), sound, opts.frame_rate)
+            writing[i].write(crops)
+
         def done(i: int, result: CropResult) -> None:
             sound = track_audio(audio, tracks[i], opts.frame_rate)
             wait_for_videos()
-            with times.stage("write"):
-                encoding.append(TrackVideo(stage.track_video(i), result.crops, sound, opts.frame_rate))
+            encoding.append(writing.pop(i))
             sync = None
             if model is not None:
                 with times.stage("syncnet"):
@@ -417,17 +468,23 @@ def analyse_video(videofile: str | Path, layout: Layout, opts: FaceOptions, dete
             outputs[i] = TrackOutput(tracks[i], result.x, result.y, result.s, sync)
 
         if tracks or sinks or shared is not None:
+            copy = shared is not None
+            # The frame dump wants whole frames; crops and video.avi (encoded from the
+            # decoder's own pictures) do not.
+            region = None if sinks else crop_region(tracks, opts.crop_scale, info)
             try:
-                with times.stage("crop"), closing(frames("cropping", detections.n_frames,
-                                                         copy=shared is not None)) as decoded:
+                with times.stage("crop"), closing(frames("cropping", detections.n_frames, copy=copy,
+                                                         region=region)) as decoded:
                     batches = _tee(decoded, sinks)
-                    crop_tracks(batches, tracks, opts.crop_scale, on_done=done,
-                                tail_tolerance=0 if shared is None else 2)
-                    for _ in batches:  # video.avi and the frame dump want the frames after the last track too
-                        pass
+                    crop_tracks(batches, tracks, opts.crop_scale, on_done=done, on_crops=crops_made,
+                                tail_tolerance=0 if shared is None else 2, region=region,
+                                frame_size=info.display_size)
+                    if copy or sinks:  # video.avi and the frame dump want the frames after the last track too
+                        for _ in batches:
+                            pass
                 wait_for_videos()
             except BaseException:
-                for video in encoding:
+                for video in [*encoding, *writing.values()]:
                     video.abort()
                 raise
         with times.stage("write"):

@@ -178,3 +178,29 @@ def test_tracks_of_six_frames_or_fewer_are_cropped(n):
     seven = np.array([[40.0 + i, 30.0, 100.0 + i, 95.0] for i in range(7)])
     x7, _, s7 = smooth_track(seven)
     assert np.array_equal(x7, signal.medfilt((seven[:, 0] + seven[:, 2]) / 2, 13))
+
+
+def test_window_from_a_part_of_the_frame_equals_the_whole_frame():
+    """The crop pass may decode only the part of the picture the tracks read
+    (`TrackCropper.extent`); crops from that part equal crops from the whole frame."""
+    rng = np.random.default_rng(11)
+    image = rng.integers(0, 256, (90, 130, 3), dtype=np.uint8)
+    track = {"frame": np.arange(40),
+             "bbox": np.array([[20 + 2 * i, -15 + i, 70 + 2 * i, 35 + i] for i in range(40)], float)}
+    cropper = TrackCropper(track, 0.4)
+    top, bottom, left, right = cropper.extent(90, 130)
+    assert 0 <= top < bottom <= 90 and 0 <= left < right <= 130 and (bottom - top) * (right - left) < 90 * 130
+    part = image[top:bottom, left:right].copy()
+    for i in range(40):
+        want = cropper.crop(i, image)
+        got = cropper.crop(i, part, origin=(top, left), frame_size=(90, 130))
+        assert np.array_equal(got, want), i
+    # One row fewer than the extent is not enough: refused, not silently wrong.
+    with pytest.raises(ValueError, match="outside the part"):
+        for i in range(40):
+            cropper.crop(i, image[top + 1:bottom, left:right], origin=(top + 1, left), frame_size=(90, 130))
+
+
+def test_extent_of_a_track_wholly_in_the_padding_is_none():
+    track = {"frame": np.arange(10), "bbox": np.array([[-400.0, -400.0, -380.0, -380.0]] * 10)}
+    assert TrackCropper(track, 0.4).extent(90, 130) is None

@@ -159,3 +159,45 @@ def test_silence_plans():
     assert plan_silence_chunks(20, [], 5)[0].end == 20
     with pytest.raises(InputError):
         plan_time_chunks(0.3, 30, 5)
+
+
+@pytest.mark.parametrize("clip", ["talking_25fps_a.mp4", "talking_25fps_b.mp4"])
+def test_region_decode_equals_slice_of_full_decode(media_dir, clip):
+    """A region is cut before the conversion to BGR; for 8-bit YUV at even offsets and
+    sizes that is exactly the slice of the converted frame (what the crop pass relies on)."""
+    path = media_dir / clip
+    info = media.probe(path)
+    assert info.pix_fmt == "yuv420p" and media.region_exact(info)
+    w, h = info.display_size
+    full = np.concatenate(list(media.iter_frames(path, batch_size=16, info=info)))[:40]
+    rng = np.random.default_rng(5)
+    for _ in range(4):
+        top, left = int(rng.integers(0, h - 20)), int(rng.integers(0, w - 20))
+        region = media.even_region(top, top + int(rng.integers(1, h - top)), left,
+                                   left + int(rng.integers(1, w - left)), w, h)
+        assert region.top <= top and region.left <= left and region.bottom <= h and region.right <= w
+        part = np.concatenate(list(media.iter_frames(path, batch_size=16, info=info, region=region)))[:40]
+        assert part.shape == (40, region.height, region.width, 3)
+        assert np.array_equal(part, full[:, region.top:region.bottom, region.left:region.right]), region
+
+
+def test_region_with_avi_copy_keeps_the_whole_picture(clip30, tmp_path):
+    info = media.probe(clip30)
+    region = media.Region(left=20, top=10, width=60, height=40)
+    copy = media.AviCopy(tmp_path / "video.avi")
+    part = np.concatenate(list(media.iter_frames(clip30, batch_size=8, info=info, region=region, copy_to=copy)))
+    assert part.shape == (100, 40, 60, 3)
+    assert media.probe(copy.path).display_size == info.display_size
+
+
+def test_region_is_checked_and_not_used_where_it_would_not_be_exact(clip30):
+    with pytest.raises(ValueError, match="even-aligned"):
+        next(media.iter_frames(clip30, region=media.Region(left=1, top=0, width=10, height=10)))
+    with pytest.raises(ValueError, match="even-aligned"):
+        next(media.iter_frames(clip30, region=media.Region(left=0, top=0, width=400, height=10)))
+    info = media.probe(clip30)
+    assert media.region_exact(info)
+    info.pix_fmt = "yuv420p10le"  # dithered to 8 bits by position: a region would differ
+    assert not media.region_exact(info)
+    info.pix_fmt, info.width = "yuv420p", 161  # odd sizes: not measured exact
+    assert not media.region_exact(info)

@@ -1,0 +1,110 @@
+"""The crop pass: decoding only the part of the picture the tracks need, and crop AVIs
+encoded while the pass goes on, give the same crops as whole frames."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from syncnet import media, pipeline
+from syncnet.errors import InputError
+from syncnet.layout import Layout
+from syncnet.pipeline import CROP_FLUSH, FaceOptions, analyse_video, crop_tracks
+
+
+class DriftingFacesDetector:
+    """Two faces that drift: one across the top-left corner (crops padded), one mid-frame."""
+
+    def __init__(self):
+        self.frames = 0
+
+    def detect_batch(self, images_rgb, conf_th: float = 0.9, scale: float = 0.25):
+        out = []
+        for _ in images_rgb:
+            k = self.frames
+            self.frames += 1
+            out.append(np.array([[-30 + 0.8 * k, 10 + 0.3 * k, 110 + 0.8 * k, 150 + 0.3 * k, 0.99],
+                                 [380 - 0.5 * k, 300 + 0.2 * k, 560 - 0.5 * k, 480 + 0.2 * k, 0.98]], np.float32))
+        return out
+
+
+def crops_of(layout: Layout) -> list[np.ndarray]:
+    return [media.read_frames(f) for f in sorted(layout.crop_dir.glob("*.avi"))]
+
+
+def test_region_and_whole_frames_give_the_same_crops(media_dir, tmp_path, monkeypatch):
+    clip = media_dir / "talking_25fps_a.mp4"
+    opts = FaceOptions(min_track=10, min_face_size=20)
+    regions = []
+    real_crop_region = pipeline.crop_region
+
+    def spy(*args):
+        regions.append(real_crop_region(*args))
+        return regions[-1]
+
+    monkeypatch.setattr(pipeline, "crop_region", spy)
+    # run_pipeline: detection pass, then a crop pass over the region only.
+    narrow = analyse_video(clip, Layout(tmp_path / "a", "r"), opts, detector=DriftingFacesDetector())
+    # The long job's form (shared detections, video.avi written by the crop pass), both ways.
+    analyse_video(clip, Layout(tmp_path / "b", "r"), opts, detections=narrow.detections)
+    monkeypatch.setattr(media, "region_exact", lambda info: False)
+    whole = analyse_video(clip, Layout(tmp_path / "c", "r"), opts, detections=narrow.detections)
+
+    region = regions[0]
+    assert regions == [region, region, None]
+    assert region is not None and region.width * region.height < 0.8 * 844 * 844
+    assert len(narrow.tracks) == 2
+    a, b, c = (crops_of(Layout(tmp_path / d, "r")) for d in "abc")
+    assert len(a) == len(b) == len(c) == 2
+    for x, y, z in zip(a, b, c):
+        assert len(x) == 125 and np.array_equal(x, y) and np.array_equal(x, z)
+    assert (a[0] == 110).all(axis=-1).any()  # the corner track's crops show the padding
+    for d in "abc":
+        layout = Layout(tmp_path / d, "r")
+        assert media.probe(layout.avi_dir / "video.avi").display_size == (844, 844)
+        tracks = pickle.loads((layout.work_dir / "tracks.pckl").read_bytes())
+        assert [len(t["track"]["frame"]) for t in tracks] == [125, 125]
+    assert [t.x.tolist() for t in narrow.tracks] == [t.x.tolist() for t in whole.tracks]
+
+
+def test_crops_are_handed_on_as_they_are_made():
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (100, 90, 130, 3), dtype=np.uint8)
+    box = np.array([[30.0, 20.0, 80.0, 70.0]])
+    tracks = [{"frame": np.arange(0, 75), "bbox": np.repeat(box, 75, 0)},
+              {"frame": np.arange(10, 100), "bbox": np.repeat(box + 5, 90, 0)}]
+    events = []
+    pieces: dict[int, list] = {0: [], 1: []}
+
+    def on_crops(i, crops):
+        events.append(("crops", i, len(crops)))
+        pieces[i].append(crops.copy())
+
+    results = {}
+
+    def on_done(i, result):
+        events.append(("done", i))
+        results[i] = result
+
+    crop_tracks([frames[:40], frames[40:]], tracks, 0.4, on_done=on_done, on_crops=on_crops)
+    for i in (0, 1):
+        assert np.array_equal(np.concatenate(pieces[i]), results[i].crops)
+        sizes = [e[2] for e in events if e[:2] == ("crops", i)]
+        assert all(0 < n <= CROP_FLUSH for n in sizes) and sum(sizes) == len(tracks[i]["frame"])
+        assert events.index(("done", i)) > max(k for k, e in enumerate(events) if e[:2] == ("crops", i))
+    # Track 0's first crops are handed on long before the pass ends.
+    assert events.index(("crops", 0, CROP_FLUSH)) < events.index(("done", 0)) - 1
+
+
+def test_a_failed_crop_pass_leaves_no_half_written_crop_video(media_dir, tmp_path):
+    clip = media_dir / "talking_25fps_b.mp4"
+    opts = FaceOptions(min_track=10, min_face_size=20)
+    first = analyse_video(clip, Layout(tmp_path / "ok", "r"), opts, detector=DriftingFacesDetector())
+    det = first.detections
+    # Detections for more frames than the video has: the crop pass runs out of frames.
+    det.faces = det.faces + [[dict(f, frame=f["frame"] + len(det.faces)) for f in fr] for fr in det.faces]
+    det.scenes = [(0, len(det.faces))]
+    with pytest.raises(InputError, match="ended at frame"):
+        analyse_video(clip, Layout(tmp_path / "bad", "r"), opts, detections=det)
+    assert not list((tmp_path / "bad").rglob("*.avi"))
