@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from workload import SHARED, make_weights, make_workload, workdir  # noqa: E402
 
 from syncnet import evaluate_sync, load_syncnet, media  # noqa: E402
+from syncnet.allocator import keep_freed_memory  # noqa: E402
 from syncnet.layout import Layout  # noqa: E402
 from syncnet.pipeline import FaceOptions, analyse_video  # noqa: E402
 
@@ -130,6 +131,7 @@ def main() -> int:
     ap.add_argument("--out", default="options.json")
     ap.add_argument("--workdir", default=None, help="keep the workload here (default: a temporary folder)")
     args = ap.parse_args()
+    keep_freed_memory()  # as the scripts do
     with workdir(args.workdir, "syncnet-options-") as work:
         return run(args, work)
 

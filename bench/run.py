@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from workload import make_weights, make_workload, workdir  # noqa: E402
 
 from syncnet import media  # noqa: E402
+from syncnet.allocator import keep_freed_memory  # noqa: E402
 from syncnet.layout import Layout  # noqa: E402
 from syncnet.longvideo import LongVideoOptions, process_long_video  # noqa: E402
 from syncnet.pipeline import FaceOptions, analyse_video, evaluate_tracks  # noqa: E402
@@ -191,7 +192,9 @@ def main() -> int:
 def run(args: argparse.Namespace, work: Path) -> int:
     weights = make_weights(work)
     video = make_workload(work, args.minutes)
-    report = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
+    kept = keep_freed_memory()  # as the scripts do (SYNCNET_KEEP_FREED_MEMORY=0 measures without)
+    report = {"keep_freed_memory": kept, "device": args.device, "torch": torch.__version__,
+              "threads": torch.get_num_threads(),
               "cpu_count": os.cpu_count(), "minutes": args.minutes, "batch_size": args.batch_size,
               "chunk_preset": args.chunk_preset}
     if args.device.startswith("cuda"):

@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from .allocator import keep_freed_memory
 from .errors import SyncNetError
 
 log = logging.getLogger("syncnet")
@@ -33,6 +34,7 @@ def run_main(main: Callable[[argparse.Namespace], int | None], args: argparse.Na
     """Run `main(args)` and exit: 0 ok, 1 failures, 2 bad input, 130 interrupted."""
     verbose = bool(getattr(args, "verbose", False))
     setup_logging(verbose)
+    keep_freed_memory()  # 15-20% less CPU for the networks; see syncnet/allocator.py
     prog = prog or os.path.basename(sys.argv[0]) or "syncnet"
     try:
         code = main(args) or 0
