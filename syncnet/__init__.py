@@ -20,6 +20,7 @@ _LAZY = {
     "FaceOptions": "pipeline", "analyse_video": "pipeline",
     "LongVideoOptions": "longvideo", "process_long_video": "longvideo",
     "resolve_weights": "weights",
+    "keep_freed_memory": "allocator",
 }
 
 __all__ = ["InputError", "MediaError", "SyncNetError", "WeightsError", "__version__", *_LAZY]

@@ -56,8 +56,8 @@ def test_freed_memory_is_reused_and_the_opt_out_works():
 
 def test_scripts_apply_it(tmp_path):
     """run_main (every script's entry) applies it; -v logs that it did."""
-    proc = subprocess.run([sys.executable, str(REPO / "video_utils.py"), "info", "-v", "--input", str(tmp_path / "none.mp4")],
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, str(REPO / "video_utils.py"), "info", "-v", "--input",
+                           str(tmp_path / "none.mp4")], capture_output=True, text=True)
     assert proc.returncode != 0  # the file does not exist: one clear error, as always
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert "malloc tuned to keep freed memory: True" in proc.stderr

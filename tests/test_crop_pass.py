@@ -3,6 +3,7 @@ encoded while the pass goes on, give the same crops as whole frames."""
 from __future__ import annotations
 
 import pickle
+import subprocess
 
 import numpy as np
 import pytest
@@ -108,3 +109,43 @@ def test_a_failed_crop_pass_leaves_no_half_written_crop_video(media_dir, tmp_pat
     with pytest.raises(InputError, match="ended at frame"):
         analyse_video(clip, Layout(tmp_path / "bad", "r"), opts, detections=det)
     assert not list((tmp_path / "bad").rglob("*.avi"))
+
+
+@pytest.mark.parametrize("read_ahead", [pipeline.READ_AHEAD_BYTES, 0])
+def test_run_syncnet_reads_the_next_track_ahead_with_the_same_results(media_dir, tmp_path, monkeypatch,
+                                                                      read_ahead):
+    """run_syncnet.py decodes track k+1 while SyncNet runs on track k (only if it is small):
+    the results, and the order of the printed reports, are those of one file at a time."""
+    from tests.doubles import BrightnessLoudnessSyncNet
+
+    layout = Layout(tmp_path, "r")
+    analyse_video(media_dir / "talking_25fps_b.mp4", layout, FaceOptions(min_track=10, min_face_size=20),
+                  detector=DriftingFacesDetector())
+    files = layout.track_videos()
+    assert len(files) == 2
+    model = BrightnessLoudnessSyncNet()
+    alone = [pipeline.evaluate_track_file(f, model) for f in files]
+    monkeypatch.setattr(pipeline, "READ_AHEAD_BYTES", read_ahead)
+    reports: list[str] = []
+    together = pipeline.evaluate_tracks(layout, model, report=reports.append)
+    assert [r.offset for r in together] == [r.offset for r in alone]
+    for a, b in zip(alone, together):
+        assert np.array_equal(a.dists, b.dists) and a.confidence == b.confidence
+    assert reports == [pipeline.sync_report(r) for r in alone]
+    assert (layout.work_dir / "offsets.txt").read_text().count("TRACK") == 2
+
+
+def test_a_bad_track_file_fails_at_its_turn(media_dir, tmp_path):
+    from tests.doubles import BrightnessLoudnessSyncNet
+
+    layout = Layout(tmp_path, "r")
+    analyse_video(media_dir / "talking_25fps_b.mp4", layout, FaceOptions(min_track=10, min_face_size=20),
+                  detector=DriftingFacesDetector())
+    second = layout.track_videos()[1]
+    silent = second.with_name("silent.avi")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(second), "-an", "-c", "copy", str(silent)], check=True)
+    silent.replace(second)
+    reports: list[str] = []
+    with pytest.raises(InputError, match="no audio stream"):
+        pipeline.evaluate_tracks(layout, BrightnessLoudnessSyncNet(), report=reports.append)
+    assert len(reports) == 1  # the first track was evaluated and reported before the error

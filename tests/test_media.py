@@ -201,3 +201,19 @@ def test_region_is_checked_and_not_used_where_it_would_not_be_exact(clip30):
     assert not media.region_exact(info)
     info.pix_fmt, info.width = "yuv420p", 161  # odd sizes: not measured exact
     assert not media.region_exact(info)
+
+
+def test_region_of_a_rotated_video_is_in_displayed_coordinates(clip30, tmp_path):
+    """A phone video stored landscape and shown portrait: the region is cut after FFmpeg
+    turns the picture, so it is a part of the frames the pipeline sees."""
+    import subprocess
+
+    rotated = tmp_path / "rotated.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(clip30), "-c", "copy", "-metadata:s:v:0", "rotate=90",
+                    str(rotated)], check=True)
+    info = media.probe(rotated)
+    assert info.display_size == (120, 160) and media.region_exact(info)
+    full = np.concatenate(list(media.iter_frames(rotated, batch_size=16, info=info)))
+    region = media.Region(left=40, top=100, width=70, height=56)  # reaches past the stored 120 rows
+    part = np.concatenate(list(media.iter_frames(rotated, batch_size=16, info=info, region=region)))
+    assert np.array_equal(part, full[:, 100:156, 40:110])
