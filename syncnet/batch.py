@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from . import __version__
+from .allocator import release_freed_memory
 from .errors import InputError, SyncNetError
 from .layout import Layout
 from .pipeline import FaceOptions, analyse_video, speed_parameters
@@ -132,5 +133,6 @@ def process_folder(chunks_dir: str | Path, output_dir: str | Path, opts: FaceOpt
             if rec["status"] == "failed":
                 log.error("%s failed: %s", rec["file"], rec["error"])
             save()
+            release_freed_memory()  # see syncnet/allocator.py
     save()
     return summary

@@ -28,6 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import __version__, media
+from .allocator import release_freed_memory
 from .chunking import Chunk, ensure_writable_dir, plan_silence_chunks, plan_time_chunks
 from .errors import InputError, SyncNetError
 from .layout import Layout
@@ -448,6 +449,7 @@ class LongVideoJob:
         det.forget_before(keep_from)
         checkpoint.save(det, scenes.cuts, keep_from)
         self._write_summary(summary)
+        release_freed_memory()  # a chunk's buffers go back to the OS (see syncnet/allocator.py)
 
     def _run_chunk(self, chunk: Chunk, window: Detections, a: int, summary: dict) -> None:
         """Analyse one chunk and record it in the summary (which is then written)."""

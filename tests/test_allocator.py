@@ -61,3 +61,32 @@ def test_scripts_apply_it(tmp_path):
     assert proc.returncode != 0  # the file does not exist: one clear error, as always
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert "malloc tuned to keep freed memory: True" in proc.stderr
+
+
+PROBE_RELEASE = r"""
+import json, os, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from syncnet.allocator import keep_freed_memory, release_freed_memory
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+keep_freed_memory()
+keep = []
+for size in (150, 90, 210, 60, 180):  # changing sizes, as crop buffers and regions are
+    a = np.ones(size << 20, np.uint8)
+    keep.append(np.ones(1 << 20, np.uint8))  # a small live block after each: fragments the heap
+    del a
+kept = rss()
+release_freed_memory()
+print(json.dumps({"kept": kept, "released": rss()}))
+"""
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_release_hands_kept_memory_back():
+    out = json.loads(subprocess.run([sys.executable, "-c", PROBE_RELEASE, str(REPO)], capture_output=True,
+                                    text=True, check=True).stdout)
+    assert out["kept"] - out["released"] > 150 << 20, out
