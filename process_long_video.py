@@ -104,4 +104,4 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    run_main(main, build_parser().parse_args())
+    run_main(main, build_parser().parse_args(), keep_memory=False)  # long-running: flat memory first
