@@ -36,15 +36,14 @@ MMAP_THRESHOLD = 1 << 30
 TRIM_THRESHOLD = (1 << 31) - 1
 OPT_OUT = "SYNCNET_KEEP_FREED_MEMORY"  # 1: on everywhere, 0: off everywhere, unset: the script's default
 
-_applied = False
-_libc = None
+_libc = None  # set once the settings are applied
 
 
 def keep_freed_memory(default: bool = True) -> bool:
     """Tune glibc's malloc for this process (once) unless SYNCNET_KEEP_FREED_MEMORY says
     otherwise (`default` when unset); False where it was not applied."""
-    global _applied, _libc
-    if _applied:
+    global _libc
+    if _libc is not None:
         return True
     wanted = os.environ.get(OPT_OUT, "").strip()
     if not (wanted == "1" or (wanted != "0" and default)):
@@ -58,7 +57,7 @@ def keep_freed_memory(default: bool = True) -> bool:
     except (OSError, AttributeError):
         ok = False
     log.debug("malloc tuned to keep freed memory: %s", ok)
-    _applied, _libc = ok, (libc if ok else None)
+    _libc = libc if ok else None
     return ok
 
 

@@ -79,22 +79,24 @@ def crop_window(image: np.ndarray, x: float, y: float, s: float, crop_scale: flo
     lies inside the frame, otherwise a new array.
     """
     h, w = frame_size or image.shape[:2]
-    oy, ox = origin
     ir0, ir1, ic0, ic1 = window_bounds(x, y, s, crop_scale, h, w)
     if ir0 >= 0 and ic0 >= 0 and ir1 <= h and ic1 <= w:
-        window = image[ir0 - oy:ir1 - oy, ic0 - ox:ic1 - ox]
-        if window.shape[:2] != (ir1 - ir0, ic1 - ic0) or min(ir0 - oy, ic0 - ox) < 0:
-            raise ValueError("the crop window reaches outside the part of the frame given")
-        return window
+        return _frame_part(image, origin, ir0, ir1, ic0, ic1)
     window = np.full((ir1 - ir0, ic1 - ic0) + image.shape[2:], PAD_VALUE, dtype=image.dtype)
     sr0, sr1 = max(ir0, 0), min(ir1, h)
     sc0, sc1 = max(ic0, 0), min(ic1, w)
     if sr1 > sr0 and sc1 > sc0:
-        part = image[sr0 - oy:sr1 - oy, sc0 - ox:sc1 - ox]
-        if part.shape[:2] != (sr1 - sr0, sc1 - sc0) or min(sr0 - oy, sc0 - ox) < 0:
-            raise ValueError("the crop window reaches outside the part of the frame given")
-        window[sr0 - ir0:sr1 - ir0, sc0 - ic0:sc1 - ic0] = part
+        window[sr0 - ir0:sr1 - ir0, sc0 - ic0:sc1 - ic0] = _frame_part(image, origin, sr0, sr1, sc0, sc1)
     return window
+
+
+def _frame_part(image: np.ndarray, origin: tuple[int, int], r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+    """Frame rows [r0, r1) and columns [c0, c1) from `image`, the part of the frame at `origin`."""
+    oy, ox = origin
+    part = image[r0 - oy:r1 - oy, c0 - ox:c1 - ox]
+    if min(r0 - oy, c0 - ox) < 0 or part.shape[:2] != (r1 - r0, c1 - c0):
+        raise ValueError("the crop window reaches outside the part of the frame given")
+    return part
 
 
 def crop_face(image: np.ndarray, x: float, y: float, s: float, crop_scale: float,

@@ -316,6 +316,7 @@ class TrackVideo:
     """
 
     def __init__(self, path: Path, audio: np.ndarray, frame_rate: int):
+        self.audio = audio
         self.wav = media.write_wav(path.with_name(f".{path.stem}.wav"), audio)
         self.writer = None
         try:
@@ -458,13 +459,13 @@ def analyse_video(videofile: str | Path, layout: Layout, opts: FaceOptions, dete
             writing[i].write(crops)
 
         def done(i: int, result: CropResult) -> None:
-            sound = track_audio(audio, tracks[i], opts.frame_rate)
             wait_for_videos()
-            encoding.append(writing.pop(i))
+            video = writing.pop(i)
+            encoding.append(video)
             sync = None
             if model is not None:
                 with times.stage("syncnet"):
-                    sync = evaluate_sync(model, result.crops, sound, vshift=vshift, batch_size=sync_batch)
+                    sync = evaluate_sync(model, result.crops, video.audio, vshift=vshift, batch_size=sync_batch)
             outputs[i] = TrackOutput(tracks[i], result.x, result.y, result.s, sync)
 
         if tracks or sinks or shared is not None:
