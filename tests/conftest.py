@@ -1,8 +1,10 @@
 """Shared fixtures: the parity cases and real clips in ../shared, stand-in weights."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,25 @@ PARITY = SHARED / "parity"
 MEDIA = SHARED / "media"
 
 sys.path.insert(0, str(REPO))
+
+
+def pytest_sessionstart(session) -> None:
+    """Under CI a missing ../shared must fail the run: every parity test would skip, and pass."""
+    if os.environ.get("CI") == "true" and not (PARITY.is_dir() and MEDIA.is_dir()):
+        pytest.exit(f"CI: {SHARED} (parity cases and media) is missing; the parity tests cannot run without it",
+                    returncode=3)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """One count of skipped tests, by reason, so a run that skips quietly is seen."""
+    reasons: Counter[str] = Counter()
+    for rep in terminalreporter.stats.get("skipped", []):
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        reasons[reason.removeprefix("Skipped: ")] += 1
+    total = sum(reasons.values())
+    terminalreporter.write_line(f"skipped tests: {total}")
+    for reason, n in reasons.most_common():
+        terminalreporter.write_line(f"  {n} x {reason}")
 
 
 def _make_weights(kind: str, out: Path, seed: int = 0, face_bias: float = 0.0) -> Path:
