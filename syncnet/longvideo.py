@@ -50,6 +50,9 @@ SUMMARY = "processing_summary.json"
 SCHEMA_VERSION = 2
 # Detection state is checkpointed at least this often (frames), besides after every chunk.
 CHECKPOINT_EVERY = 1500
+# Failed chunks whose detections are kept for their retry (a 30 s chunk's are ~100 KB):
+# a run where every chunk fails keeps memory and checkpoint bounded; beyond it a retry detects.
+MAX_KEPT_WINDOWS = 64
 
 
 @dataclass
@@ -213,9 +216,6 @@ class _Checkpoint:
                  "n_frames": det.n_frames, "cuts": list(cuts), "width": det.width, "height": det.height,
                  "windows": windows}
         write_bytes_atomic(self.path, pickle.dumps(state))
-
-    def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
 
 
 def _window_state(window: Detections) -> dict:
@@ -541,7 +541,8 @@ class LongVideoJob:
             rec = summary["chunks"][chunk.index]
             rec.update(out)
             rec["filter"] = filter_decision(rec, self.opts)
-            if rec["status"] == "failed":
+            if rec["status"] == "failed" and (chunk.index in self._windows
+                                              or len(self._windows) < MAX_KEPT_WINDOWS):
                 self._windows[chunk.index] = _window_state(window)  # a retry needs no detection
             else:
                 self._windows.pop(chunk.index, None)
