@@ -28,7 +28,7 @@ from syncnet.layout import Layout, staged
 from syncnet.longvideo import LongVideoOptions, process_long_video
 from syncnet.outlock import LOCK_NAME, OutputInUse, output_lock
 from syncnet.pipeline import FaceOptions
-from syncnet.results import min_windows, part_path
+from syncnet.results import best_track, min_windows, part_path
 from tests.conftest import REPO
 from tests.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, known_offset_clip
 
@@ -149,8 +149,7 @@ def test_two_runs_into_one_folder(src, clean, tmp_path):
     out = tmp_path / "out"
     args = ("process_long_video.py", "--input_video", str(src), "--output_dir", str(out), *CHUNKS)
     first = spawn_doubled(*args, SYNCNET_TEST_DETECT_SLEEP="0.2")
-    lock = out / LOCK_NAME
-    wait_for(lambda: lock.exists() and lock.stat().st_size > 0)
+    wait_for((out / "processing_summary.json").exists)  # written under the lock
     second = run_doubled(*args)
     assert second.returncode == 2
     line = one_line(second.stderr)
@@ -330,6 +329,8 @@ def test_too_short_tracks_are_marked_unreliable(tmp_path, caplog):
     assert by_len[0]["reliable"] is False and "7 SyncNet windows" in by_len[0]["unreliable_reason"]
     assert by_len[1]["reliable"] is True and by_len[1]["unreliable_reason"] is None
     assert c0["best_track"] == by_len[1] and c0["filter"]["accepted"] is True
+    short, long_ = {"confidence": 9.0, "reliable": False}, {"confidence": 1.0, "reliable": True}
+    assert best_track([short, long_]) is long_ and best_track([short]) is short  # reliable ones first
     assert [t["n_frames"] for t in c1["tracks"]] == [12] and c1["best_track"]["reliable"] is False
     assert c1["filter"]["accepted"] is False
     assert c1["filter"]["reasons"][0].startswith("best track unreliable (too short to measure")
