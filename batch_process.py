@@ -5,7 +5,7 @@
 
 writes OUTPUT_DIR/pyavi|pycrop|pywork/<name>/ for every file (offsets.txt included)
 and OUTPUT_DIR/batch_processing_summary.json.  One failing file never stops the
-others; run again to redo only what is missing.
+others; run again to redo only what is missing.  One run at a time per output folder.
 Exit codes: 0 all analysed, 1 some files failed, 2 bad input.
 """
 from __future__ import annotations
@@ -41,19 +41,21 @@ def main(args: argparse.Namespace) -> int:
     from syncnet.chunking import ensure_writable_dir
     from syncnet.cli import load_models
     from syncnet.errors import InputError
+    from syncnet.outlock import output_lock
     from syncnet.pipeline import FaceOptions
 
     if args.max_workers <= 0 or args.batch_size <= 0 or args.detect_every <= 0:
         raise InputError("--max_workers, --batch_size and --detect_every must be positive")
     find_videos(args.chunks_dir)
     ensure_writable_dir(args.output_dir)
-    detector, model = load_models(args.device, args.s3fd_model, args.syncnet_model,
-                                  precision=args.precision)
-    opts = FaceOptions(min_track=args.min_track, min_face_size=args.min_face_size, batch_size=args.batch_size,
-                       detect_every=args.detect_every)
-    summary = process_folder(args.chunks_dir, args.output_dir, opts, detector, model,
-                             max_workers=args.max_workers, force=args.force, visualise=args.visualise,
-                             progress=sys.stderr.isatty())
+    with output_lock(args.output_dir):  # taken before the models load: a second run stops at once
+        detector, model = load_models(args.device, args.s3fd_model, args.syncnet_model,
+                                      precision=args.precision)
+        opts = FaceOptions(min_track=args.min_track, min_face_size=args.min_face_size,
+                           batch_size=args.batch_size, detect_every=args.detect_every)
+        summary = process_folder(args.chunks_dir, args.output_dir, opts, detector, model,
+                                 max_workers=args.max_workers, force=args.force, visualise=args.visualise,
+                                 progress=sys.stderr.isatty())
     t = summary["totals"]
     print(f"{t['files']} files: {t['success']} with faces, {t['no_faces']} without, {t['failed']} failed "
           f"({t['skipped']} done before); summary in {args.output_dir}/batch_processing_summary.json")

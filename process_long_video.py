@@ -10,6 +10,7 @@ results/processing_summary.json (rewritten after every chunk).  With --min_confi
 and/or --max_abs_offset the accepted chunks also go to filtered_chunks/ and
 filtered_audio/.  Run the same command again after an interrupt to resume.
 
+One run at a time per output folder: a second one stops at once (exit 2).
 Exit codes: 0 every chunk analysed (no faces is a result), 1 some chunks failed, 2 bad input.
 """
 from __future__ import annotations
@@ -68,6 +69,7 @@ def main(args: argparse.Namespace) -> int:
     from syncnet.cli import load_models
     from syncnet.errors import InputError
     from syncnet.longvideo import LongVideoOptions, process_long_video, report
+    from syncnet.outlock import output_lock
     from syncnet.pipeline import FaceOptions
 
     if args.chunk_workers < 0:
@@ -95,10 +97,11 @@ def main(args: argparse.Namespace) -> int:
 
         plan_time_chunks(info.duration, opts.chunk_duration, opts.overlap)
     ensure_writable_dir(args.output_dir)
-    detector, model = load_models(args.device, args.s3fd_model, args.syncnet_model,
-                                  precision=args.precision)
-    summary = process_long_video(args.input_video, args.output_dir, opts, detector, model, force=args.force,
-                                 progress=sys.stderr.isatty())
+    with output_lock(args.output_dir):  # taken before the models load: a second run stops at once
+        detector, model = load_models(args.device, args.s3fd_model, args.syncnet_model,
+                                      precision=args.precision)
+        summary = process_long_video(args.input_video, args.output_dir, opts, detector, model, force=args.force,
+                                     progress=sys.stderr.isatty())
     print(report(summary, Path(args.output_dir)))
     return 1 if summary["totals"]["failed"] else 0
 

@@ -6,7 +6,8 @@
 writes DATA_DIR/pyavi/talk/{video.avi,audio.wav}, DATA_DIR/pycrop/talk/00000.avi ...
 and DATA_DIR/pywork/talk/{faces,scene,tracks}.pckl + tracks.json.  Then run
 run_syncnet.py and run_visualise.py with the same --data_dir and --reference.
-Earlier outputs of that reference are replaced only once the new ones are complete.
+Earlier outputs of that reference are replaced only once the new ones are complete;
+a second run of the same reference stops at once (exit 2).
 """
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ def main(args: argparse.Namespace) -> int:
     from syncnet.errors import InputError
     from syncnet.layout import Layout, check_reference
     from syncnet.model import default_device
+    from syncnet.outlock import reference_lock
     from syncnet.pipeline import FaceOptions, analyse_video
     from syncnet.weights import S3FD as S3FD_WEIGHTS
     from syncnet.weights import resolve_weights
@@ -61,10 +63,12 @@ def main(args: argparse.Namespace) -> int:
     from syncnet import media
 
     media.probe(args.videofile)  # bad input fails before the model loads
-    detector = S3FD(weights=resolve_weights(S3FD_WEIGHTS, args.s3fd_model), device=args.device or default_device(),
-                    precision=args.precision)
-    result = analyse_video(args.videofile, layout, opts, detector=detector, keep_frames=args.keep_frames,
-                           progress=sys.stderr.isatty())
+    # One run per reference: another reference may be written into the same data_dir meanwhile.
+    with reference_lock(args.data_dir, layout.reference):
+        detector = S3FD(weights=resolve_weights(S3FD_WEIGHTS, args.s3fd_model),
+                        device=args.device or default_device(), precision=args.precision)
+        result = analyse_video(args.videofile, layout, opts, detector=detector, keep_frames=args.keep_frames,
+                               progress=sys.stderr.isatty())
     if result.tracks:
         print(f"{len(result.tracks)} face tracks in {result.n_frames} frames -> {layout.crop_dir}")
     else:

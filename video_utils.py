@@ -21,6 +21,7 @@ from syncnet import media
 from syncnet.chunking import cut_chunks, ensure_writable_dir, plan_silence_chunks, plan_time_chunks
 from syncnet.cli import add_verbose, run_main
 from syncnet.errors import InputError
+from syncnet.outlock import output_lock
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -54,7 +55,8 @@ def cmd_extract_audio(args: argparse.Namespace) -> int:
 
 
 def _write_chunks(args: argparse.Namespace, info: media.MediaInfo, plan) -> int:
-    records = cut_chunks(args.input, plan, args.output_dir, info=info, progress=sys.stderr.isatty())
+    with output_lock(args.output_dir):  # one writer per chunk folder
+        records = cut_chunks(args.input, plan, args.output_dir, info=info, progress=sys.stderr.isatty())
     for r in records:
         print(f"{r['file']}: {r['start']:.3f}-{r['end']:.3f} s ({r['duration']:.3f} s)")
     print(f"wrote {len(records)} chunks and chunks.json to {args.output_dir}")

@@ -3,6 +3,9 @@
 The networks are shared, not copied: each is wrapped so that one forward pass runs
 at a time (torch already spreads one pass over all cores; two at once would only
 fight for them), while the other threads decode, crop and encode with FFmpeg.
+
+One writer per output folder (`syncnet.outlock`); a failing file is one line on the
+console and in the summary (its traceback only with -v).
 """
 from __future__ import annotations
 
@@ -17,13 +20,16 @@ from . import __version__
 from .allocator import release_freed_memory
 from .errors import InputError, SyncNetError
 from .layout import Layout
+from .outlock import output_lock
 from .pipeline import FaceOptions, analyse_video, speed_parameters
-from .results import track_record, write_json_atomic
+from .results import error_line, min_windows, track_record, write_json_atomic
 
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 SUMMARY = "batch_processing_summary.json"
+# 2: tracks carry `reliable` / `unreliable_reason` (version 1 had no schema_version field).
+SCHEMA_VERSION = 2
 
 
 class Serialised:
@@ -65,13 +71,22 @@ def _parameters(opts: FaceOptions, vshift: int, precision: str) -> dict:
 def process_folder(chunks_dir: str | Path, output_dir: str | Path, opts: FaceOptions, detector, model,
                    max_workers: int = 2, vshift: int = 15, force: bool = False, visualise: bool = False,
                    progress: bool = False) -> dict:
-    """Analyse every video of `chunks_dir` into OUTPUT_DIR/pyavi|pycrop|pywork/<stem>/; return the summary."""
+    """Analyse every video of `chunks_dir` into OUTPUT_DIR/pyavi|pycrop|pywork/<stem>/; return the summary.
+
+    Holds OUTPUT_DIR's lock throughout: a second run into it stops at once (OutputInUse).
+    """
+    videos = find_videos(chunks_dir)
+    out = Path(output_dir)
+    with output_lock(out):
+        return _process_folder(chunks_dir, videos, out, opts, detector, model, max_workers, vshift, force,
+                               visualise, progress)
+
+
+def _process_folder(chunks_dir, videos: list[Path], out: Path, opts: FaceOptions, detector, model,
+                    max_workers: int, vshift: int, force: bool, visualise: bool, progress: bool) -> dict:
     from tqdm import tqdm
 
     t_start = time.perf_counter()
-    videos = find_videos(chunks_dir)
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     summary_path = out / SUMMARY
     params = _parameters(opts, vshift, getattr(model, "precision", "fp32"))
     previous: dict = {}
@@ -80,7 +95,9 @@ def process_folder(chunks_dir: str | Path, output_dir: str | Path, opts: FaceOpt
             old = json.loads(summary_path.read_text())
         except ValueError:
             old = {}
-        if old.get("parameters") == params:
+        if old.get("parameters") == params and old.get("schema_version") != SCHEMA_VERSION:
+            log.warning("%s was written by another version of this program; redoing every file", summary_path)
+        elif old.get("parameters") == params:
             previous = {f["file"]: f for f in old.get("files", [])
                         if f.get("status") in ("success", "no_faces")
                         and (out / "pywork" / Path(f["file"]).stem / "offsets.txt").exists()}
@@ -89,7 +106,8 @@ def process_folder(chunks_dir: str | Path, output_dir: str | Path, opts: FaceOpt
     lock = threading.Lock()
     shared_detector, shared_model = Serialised(detector, threading.Lock()), Serialised(model, threading.Lock())
     records: dict[str, dict] = {name: rec for name, rec in previous.items()}
-    summary = {"software": {"name": "syncnet-batch", "version": __version__}, "chunks_dir": str(chunks_dir),
+    summary = {"schema_version": SCHEMA_VERSION, "software": {"name": "syncnet-batch", "version": __version__},
+               "chunks_dir": str(chunks_dir),
                "parameters": params, "workers": max_workers, "files": [], "totals": {}, "wall_seconds": None}
 
     def save() -> None:
@@ -114,11 +132,14 @@ def process_folder(chunks_dir: str | Path, output_dir: str | Path, opts: FaceOpt
                 r.pop("framewise_conf")
                 tracks.append(r)
             rec.update(status="success" if tracks else "no_faces", tracks=tracks)
-        except SyncNetError as exc:
-            rec["error"] = str(exc)
+            short = sum(not r["reliable"] for r in tracks)
+            if short:  # once per file, not once per track
+                log.warning("%s: %d of %d face tracks too short to measure (fewer than %d SyncNet windows); "
+                            "marked unreliable", video.name, short, len(tracks), min_windows(vshift))
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
-            log.exception("%s failed", video.name)
-            rec["error"] = f"{type(exc).__name__}: {exc}"
+            # One line (logged when the file is collected); the traceback only with -v.
+            rec["error"] = error_line(exc, with_type=not isinstance(exc, SyncNetError))
+            log.debug("%s failed", video.name, exc_info=True)
         rec["seconds"] = round(time.perf_counter() - t0, 3)
         return rec
 

@@ -80,16 +80,38 @@ def check_reference(reference: str) -> str:
     return reference
 
 
+def _owner_alive(name: str) -> bool:
+    """Whether the process named in a staging folder's name (`.staging-R-PID-TOKEN`) runs.
+
+    Names without a pid (older runs) count as dead.  A pid reused by an unrelated
+    process keeps a stale folder until a later run: harmless.
+    """
+    parts = name.rsplit("-", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return True  # another thread of this process (a batch); its own failures clean up
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 @contextmanager
 def staged(layout: Layout, kinds: tuple[str, ...] = ("pyavi", "pycrop", "pywork")) -> Iterator[Layout]:
     """Yield a layout in a staging directory; on success, swap each kind's folder in.
 
     On failure the staging directory is removed and the earlier outputs stay.
     """
-    # What an earlier run of this reference left when it was killed.
+    # What an earlier run of this reference left when it was killed (not a live run's).
     for stale in layout.data_dir.glob(f".staging-{layout.reference}-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    stage_root = layout.data_dir / f".staging-{layout.reference}-{uuid.uuid4().hex[:8]}"
+        if not _owner_alive(stale.name):
+            shutil.rmtree(stale, ignore_errors=True)
+    stage_root = layout.data_dir / f".staging-{layout.reference}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         stage_root.mkdir(parents=True)
     except OSError as exc:
@@ -106,7 +128,7 @@ def staged(layout: Layout, kinds: tuple[str, ...] = ("pyavi", "pycrop", "pywork"
         for kind in kinds:
             src, dst = stage.dir(kind), layout.dir(kind)
             dst.parent.mkdir(parents=True, exist_ok=True)
-            old = dst.with_name(f".old-{dst.name}-{uuid.uuid4().hex[:8]}")
+            old = dst.with_name(f".old-{dst.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
             if dst.exists():
                 os.replace(dst, old)
             os.replace(src, dst)

@@ -9,10 +9,15 @@ the detections of their overlap, so S3FD runs once per source frame.
 Resume: the summary is rewritten atomically after every chunk, and the detection
 state (faces still needed, shot cuts, how far it got) is checkpointed with it; a
 rerun with the same parameters skips finished chunks and picks detection up where
-it stopped.  A rerun with other parameters is refused unless --force.
+it stopped.  A rerun with other parameters is refused unless --force.  Detections of
+chunks that failed stay in the checkpoint until the chunk succeeds, so retrying them
+needs no detection; the checkpoint is removed once every chunk has a result.
+
+One writer per output folder (`syncnet.outlock`): a second run into it stops at once.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import pickle
@@ -32,17 +37,22 @@ from .allocator import release_freed_memory
 from .chunking import Chunk, ensure_writable_dir, plan_silence_chunks, plan_time_chunks
 from .errors import InputError, SyncNetError
 from .layout import Layout
+from .outlock import output_lock
 from .pipeline import Detections, FaceDetector, FaceOptions, FrameDetector, analyse_video, speed_parameters
-from .results import track_record, write_bytes_atomic, write_json_atomic
+from .results import best_track, error_line, min_windows, track_record, write_bytes_atomic, write_json_atomic
 from .scenes import SceneDetector
 from .timing import StageTimes
 
 log = logging.getLogger(__name__)
 
 SUMMARY = "processing_summary.json"
-SCHEMA_VERSION = 1
+# 2: tracks carry `reliable` / `unreliable_reason`; `detector_frames_this_run` at the top level.
+SCHEMA_VERSION = 2
 # Detection state is checkpointed at least this often (frames), besides after every chunk.
 CHECKPOINT_EVERY = 1500
+# Failed chunks whose detections are kept for their retry (a 30 s chunk's are ~100 KB):
+# a run where every chunk fails keeps memory and checkpoint bounded; beyond it a retry detects.
+MAX_KEPT_WINDOWS = 64
 
 
 @dataclass
@@ -160,6 +170,8 @@ def filter_decision(record: dict, opts: LongVideoOptions) -> dict:
     if record["status"] != "success" or best is None:
         reasons.append("no face track" if record["status"] == "no_faces" else f"status {record['status']}")
     else:
+        if not best.get("reliable", True):
+            reasons.append(f"best track unreliable ({best.get('unreliable_reason')})")
         if opts.min_confidence is not None and best["confidence"] < opts.min_confidence:
             reasons.append(f"confidence {best['confidence']:.3f} < {opts.min_confidence:g}")
         if opts.max_abs_offset is not None and abs(best["offset"]) > opts.max_abs_offset:
@@ -197,11 +209,22 @@ class _Checkpoint:
             return None
         return state if state.get("key") == self.key else None
 
-    def save(self, det: Detections, cuts: list[int], keep_from: int) -> None:
+    def save(self, det: Detections, cuts: list[int], keep_from: int, windows: dict[int, dict]) -> None:
+        """`windows`: the detections of failed chunks (their `Detections.window`), by chunk index."""
         faces = det.faces[max(0, keep_from - det.first_frame):]
         state = {"key": self.key, "first_frame": det.n_frames - len(faces), "faces": faces,
-                 "n_frames": det.n_frames, "cuts": list(cuts), "width": det.width, "height": det.height}
+                 "n_frames": det.n_frames, "cuts": list(cuts), "width": det.width, "height": det.height,
+                 "windows": windows}
         write_bytes_atomic(self.path, pickle.dumps(state))
+
+
+def _window_state(window: Detections) -> dict:
+    return {"faces": window.faces, "scenes": list(window.scenes), "width": window.width, "height": window.height}
+
+
+def _window_from_state(state: dict) -> Detections:
+    return Detections(faces=state["faces"], scenes=[tuple(s) for s in state["scenes"]], width=state["width"],
+                      height=state["height"])
 
 
 class LongVideoJob:
@@ -219,6 +242,9 @@ class LongVideoJob:
         self.times = StageTimes()
         self.detector_frames_this_run = 0
         self._lock = threading.RLock()
+        # Detections of chunks that failed (window state by chunk index), checkpointed until
+        # they succeed: a retry of a failed chunk needs no detection.  Only failed chunks'.
+        self._windows: dict[int, dict] = {}
 
     # ---------------------------------------------------------------- planning
     def _plan(self, info: media.MediaInfo) -> list[Chunk]:
@@ -260,6 +286,7 @@ class LongVideoJob:
             "complete": False,
             "source_frames": int(round(info.duration * fr)),
             "detector_frames": 0,
+            "detector_frames_this_run": 0,
             "chunks": recs,
             "totals": {},
             "timings": {},
@@ -268,6 +295,7 @@ class LongVideoJob:
     def _write_summary(self, summary: dict) -> None:
         with self._lock:  # chunk workers and the detection loop both write it
             summary["totals"] = _totals(summary["chunks"])
+            summary["detector_frames_this_run"] = self.detector_frames_this_run
             summary["timings"] = {**self.times.rounded(), "detector_frames_this_run": self.detector_frames_this_run}
             write_json_atomic(self.paths.summary, summary)
 
@@ -287,6 +315,10 @@ class LongVideoJob:
             Path(old.get("input", {}).get("path", "")).name == self.source.name
         same_params = old.get("parameters") == fresh["parameters"]
         if same_input and same_params and not self.force:
+            if old.get("schema_version") != SCHEMA_VERSION:
+                log.warning("%s was written by another version of this program (schema %s, now %s); "
+                            "redoing every chunk", path, old.get("schema_version"), SCHEMA_VERSION)
+                return None
             return old
         if not self.force:
             what = "another input" if not same_input else "other parameters (" + ", ".join(
@@ -313,11 +345,21 @@ class LongVideoJob:
 
     # ---------------------------------------------------------------- the run
     def run(self) -> dict:
-        t_start = time.perf_counter()
+        """The job, holding the output folder's lock (a second run there stops at once)."""
         info = media.probe(self.source)
         media.require_video(info)
         media.require_audio(info)
         ensure_writable_dir(self.paths.out)
+        with output_lock(self.paths.out):
+            try:
+                return self._run(info)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise _disk_full(self.paths.out, exc) from exc
+                raise
+
+    def _run(self, info: media.MediaInfo) -> dict:
+        t_start = time.perf_counter()
         with self.times.stage("plan"):
             chunks = self._plan(info)
         summary = self._new_summary(info, chunks)
@@ -331,6 +373,11 @@ class LongVideoJob:
         summary["detector_frames"] = (previous or {}).get("detector_frames", 0)
         for d in (self.paths.chunks, self.paths.audio, self.paths.data):
             d.mkdir(parents=True, exist_ok=True)
+            for stale in d.glob(".*.part*"):  # a killed run's; under the lock no other writer is here
+                stale.unlink(missing_ok=True)
+        for stale in self.paths.out.glob(f".{Path(SUMMARY).stem}.*.part.json"):
+            stale.unlink(missing_ok=True)
+        self._apply_filter(summary)  # filter folders match this run's filter from the start
         self._write_summary(summary)
         todo = [c for c in chunks if c.index not in done]
         if done:
@@ -341,6 +388,8 @@ class LongVideoJob:
         summary["complete"] = all(r["status"] != "pending" for r in summary["chunks"])
         self.times["total"] = time.perf_counter() - t_start
         self._write_summary(summary)
+        if summary["complete"] and not self._windows:
+            self.paths.checkpoint.unlink(missing_ok=True)  # nothing left to retry: no state to keep
         return summary
 
     def _analyse(self, info: media.MediaInfo, chunks: list[Chunk], todo: list[Chunk], summary: dict) -> None:
@@ -351,7 +400,12 @@ class LongVideoJob:
         checkpoint = _Checkpoint(self.paths.checkpoint, key)
         state = checkpoint.load()
         ranges = {c.index: frame_range(c, fr) for c in chunks}
-        need_from = ranges[todo[0].index][0]
+        # Chunks that failed before kept their detections: they are redone without detection.
+        saved = (state or {}).get("windows", {})
+        self._windows = {c.index: saved[c.index] for c in todo if c.index in saved}
+        retry = [c for c in todo if c.index in self._windows]
+        todo = [c for c in todo if c.index not in self._windows]
+        need_from = ranges[todo[0].index][0] if todo else summary["source_frames"]
         det = Detections()
         scenes = SceneDetector()
         resume_at = 0
@@ -361,15 +415,16 @@ class LongVideoJob:
                              first_frame=state["first_frame"])
             resume_at = state["n_frames"]
             scenes.restore(state["cuts"], resume_at)
-            log.warning("resuming detection at frame %d", resume_at)
+            if todo:
+                log.warning("resuming detection at frame %d", resume_at)
         find_faces = FrameDetector(self.detector, self.opts.faces, held=_held_boxes(det, resume_at,
                                                                                   self.opts.faces.detect_every))
         total = summary["source_frames"]
         queue = list(todo)
         bar = tqdm(total=total, initial=resume_at, desc="detecting", unit="frame", disable=not self.progress,
                    leave=False)
-        chunk_bar = tqdm(total=len(chunks), initial=len(chunks) - len(todo), desc="chunks", unit="chunk",
-                         disable=not self.progress)
+        chunk_bar = tqdm(total=len(chunks), initial=len(chunks) - len(todo) - len(retry), desc="chunks",
+                         unit="chunk", disable=not self.progress)
         workers = self.opts.workers_for(self.detector)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chunk") if workers > 1 else None
         pending: list[tuple[Chunk, Future]] = []  # chunks being analysed by the pool, oldest first
@@ -402,7 +457,17 @@ class LongVideoJob:
                 pending.append((chunk, pool.submit(self._run_chunk, chunk, window, a, summary)))
 
         last_checkpoint = resume_at
+        frames = None
         try:
+            if retry:
+                log.warning("retrying %d failed chunks with their saved detections", len(retry))
+            for chunk in retry:
+                self._run_chunk(chunk, _window_from_state(self._windows[chunk.index]), ranges[chunk.index][0],
+                                summary)
+                chunk_bar.update(1)
+                self._checkpoint(det, scenes, checkpoint, keep_from(), summary)
+            if not queue:
+                return
             # The frame before the resume point lets the shot detector compare as if it never stopped.
             start = max(0, resume_at - 1)
             frames = media.iter_frames(self.source, fps=fr, batch_size=bs, start=start / fr, info=info)
@@ -431,6 +496,8 @@ class LongVideoJob:
                     finish(queue.pop(0))
                     last_checkpoint = det.n_frames
                 settle(workers)
+                if not queue:
+                    break  # every chunk of this run has its frames: the rest need no detection
                 if det.n_frames - last_checkpoint >= CHECKPOINT_EVERY:
                     self._checkpoint(det, scenes, checkpoint, keep_from(), summary)
                     last_checkpoint = det.n_frames
@@ -439,6 +506,8 @@ class LongVideoJob:
                 finish(queue.pop(0))
             settle(0)
         finally:
+            if frames is not None:
+                frames.close()  # stops the decoder now when detection ends early
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
             bar.close()
@@ -447,25 +516,42 @@ class LongVideoJob:
     def _checkpoint(self, det: Detections, scenes: SceneDetector, checkpoint: _Checkpoint, keep_from: int,
                     summary: dict) -> None:
         det.forget_before(keep_from)
-        checkpoint.save(det, scenes.cuts, keep_from)
+        with self._lock:
+            windows = dict(self._windows)
+        checkpoint.save(det, scenes.cuts, keep_from, windows)
         self._write_summary(summary)
         release_freed_memory()  # a chunk's buffers go back to the OS (see syncnet/allocator.py)
 
     def _run_chunk(self, chunk: Chunk, window: Detections, a: int, summary: dict) -> None:
         """Analyse one chunk and record it in the summary (which is then written)."""
         out: dict = {}
+        disk_full = None
         try:
             self._analyse_chunk(chunk, window, a, out)
-        except SyncNetError as exc:
-            log.error("%s failed: %s", chunk.name, exc)
-            out.update(status="failed", error=str(exc), tracks=[], best_track=None)
-        except (OSError, RuntimeError, ValueError) as exc:
-            log.exception("%s failed", chunk.name)
-            out.update(status="failed", error=f"{type(exc).__name__}: {exc}", tracks=[], best_track=None)
+        except Exception as exc:  # noqa: BLE001 - one bad chunk must not stop the others
+            # One line on the console and in the summary; the traceback only with -v (DEBUG).
+            error = error_line(exc, with_type=not isinstance(exc, SyncNetError))
+            if _is_disk_full(exc):
+                disk_full = exc  # the job stops with one line saying so
+            else:
+                log.error("%s failed: %s", chunk.name, error)
+            log.debug("%s failed", chunk.name, exc_info=True)
+            out.update(status="failed", error=error, tracks=[], best_track=None)
         with self._lock:
             rec = summary["chunks"][chunk.index]
             rec.update(out)
             rec["filter"] = filter_decision(rec, self.opts)
+            if rec["status"] == "failed" and (chunk.index in self._windows
+                                              or len(self._windows) < MAX_KEPT_WINDOWS):
+                self._windows[chunk.index] = _window_state(window)  # a retry needs no detection
+            else:
+                self._windows.pop(chunk.index, None)
+        if disk_full is not None:  # every later chunk would fail the same way: stop, resumable
+            try:
+                self._write_summary(summary)
+            except OSError:
+                pass
+            raise _disk_full(self.paths.out, disk_full)
         self._write_summary(summary)
 
     def _analyse_chunk(self, chunk: Chunk, window: Detections, a: int, out: dict) -> None:
@@ -493,11 +579,19 @@ class LongVideoJob:
             r.pop("framewise_conf")
             r.update(start_frame=int(t.track["frame"][0]), end_frame=int(t.track["frame"][-1]))
             tracks.append(r)
-        best = max(tracks, key=lambda r: r["confidence"]) if tracks else None
-        out.update(status="success" if tracks else "no_faces", error=None, tracks=tracks, best_track=best)
+        short = sum(not r["reliable"] for r in tracks)
+        if short:  # once per chunk, not once per track
+            log.warning("%s: %d of %d face tracks too short to measure (fewer than %d SyncNet windows); "
+                        "marked unreliable", chunk.name, short, len(tracks), min_windows(self.opts.vshift))
+        out.update(status="success" if tracks else "no_faces", error=None, tracks=tracks,
+                   best_track=best_track(tracks))
 
     def _apply_filter(self, summary: dict) -> None:
+        """Rebuild filtered_chunks/ and filtered_audio/ from the summary's decisions; without
+        a filter, remove them (an earlier run's would no longer match the summary)."""
         if not self.opts.filtering:
+            for d in (self.paths.filtered_chunks, self.paths.filtered_audio):
+                shutil.rmtree(d, ignore_errors=True)
             return
         for d in (self.paths.filtered_chunks, self.paths.filtered_audio):
             shutil.rmtree(d, ignore_errors=True)
@@ -509,17 +603,33 @@ class LongVideoJob:
                 _link_or_copy(Path(rec["files"]["audio"]), self.paths.filtered_audio / f"{rec['name']}.wav")
 
 
+def _is_disk_full(exc: BaseException) -> bool:
+    """No space (or quota) left, raised by Python or reported by FFmpeg."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return "No space left on device" in str(exc) or "Disk quota exceeded" in str(exc)
+
+
+def _disk_full(out: Path, exc: BaseException) -> SyncNetError:
+    return SyncNetError(f"no space left on the device of {out}; free some space and run the same command "
+                        "again to resume")
+
+
 def report(summary: dict, out_dir: Path) -> str:
     """The one-screen report printed at the end of a run."""
     t = summary["totals"]
-    confs = [c["best_track"]["confidence"] for c in summary["chunks"] if c.get("best_track")]
+    bests = [c["best_track"] for c in summary["chunks"] if c.get("best_track")]
+    confs = [b["confidence"] for b in bests if b.get("reliable", True)]
     lines = [
         f"Input:      {summary['input']['path']} ({summary['input']['duration']:.1f} s)",
         f"Chunks:     {t['chunks']} ({t['success']} with faces, {t['no_faces']} without, {t['failed']} failed)",
-        f"Detection:  {summary['detector_frames']} frames for {summary['source_frames']} source frames",
+        f"Detection:  {summary['detector_frames']} frames for {summary['source_frames']} source frames "
+        f"({summary.get('detector_frames_this_run', 0)} in this run)",
     ]
     if confs:
         lines.append(f"Confidence: mean best-track confidence {np.mean(confs):.3f}")
+    if len(confs) < len(bests):
+        lines.append(f"Unreliable: {len(bests) - len(confs)} chunks have only face tracks too short to measure")
     if summary["chunks"] and summary["chunks"][0]["filter"]["enabled"]:
         lines.append(f"Filter:     {t['accepted']} accepted, {t['rejected']} rejected "
                      f"-> {out_dir / 'filtered_chunks'}")

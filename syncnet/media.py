@@ -33,6 +33,7 @@ from typing import TypeVar
 import numpy as np
 
 from .errors import InputError, MediaError, SyncNetError
+from .results import part_path
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +228,7 @@ def extract_audio(src: str | os.PathLike, dst: str | os.PathLike, sample_rate: i
     if sample_rate <= 0 or channels <= 0:
         raise InputError("sample rate and channels must be positive")
     dst = Path(dst)
-    tmp = dst.with_name(f".{dst.stem}.part{dst.suffix or '.wav'}")
+    tmp = part_path(dst if dst.suffix else dst.with_suffix(".wav"))
     args = ["-i", _arg_path(src), "-map", "0:a:0", "-vn", "-af", _audio_filter(sample_rate)]
     args += _range_args(start, end)
     args += ["-ac", str(channels), "-ar", str(sample_rate), "-c:a", "pcm_s16le", "-f", "wav", _arg_path(tmp)]
@@ -383,10 +384,13 @@ class AviCopy:
     path: Path
     audio_wav: Path | None = None
     quality: int = 2
+    _tmp: Path | None = field(default=None, init=False, repr=False)
 
     @property
     def tmp(self) -> Path:
-        return self.path.with_name(f".{self.path.stem}.part{self.path.suffix}")
+        if self._tmp is None:  # one name per instance, unique per process and call
+            self._tmp = part_path(self.path)
+        return self._tmp
 
 
 PIXEL_FORMATS = ("bgr24", "yuv420p")
@@ -682,7 +686,7 @@ def cut(src: str | os.PathLike, dst: str | os.PathLike, start: float, end: float
     args += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
              "-vsync", "passthrough", "-movflags", "+faststart"]
     dst = Path(dst)
-    tmp = dst.with_name(f".{dst.stem}.part{dst.suffix}")
+    tmp = part_path(dst)
     try:
         run_ffmpeg([*args, _arg_path(tmp)], f"cut {src} at {s:.3f}s")
         os.replace(tmp, dst)
@@ -730,7 +734,7 @@ class VideoWriter:
                  audio_wav: str | os.PathLike | None = None, codec: str = "mpeg4", quality: int = 2,
                  queue_batches: int = 2, pix_fmt: str = "bgr24"):
         self.dst = Path(dst)
-        self.tmp = self.dst.with_name(f".{self.dst.stem}.part{self.dst.suffix}")
+        self.tmp = part_path(self.dst)
         self.size = size
         self.frame_shape = frame_shape(*size, pix_fmt)
         self.frames = 0
@@ -830,7 +834,10 @@ def write_wav(dst: str | os.PathLike, audio: np.ndarray, sample_rate: int = 1600
     from scipy.io import wavfile
 
     dst = Path(dst)
-    tmp = dst.with_name(f".{dst.stem}.part.wav")
-    wavfile.write(tmp, sample_rate, np.asarray(audio, dtype=np.int16))
-    os.replace(tmp, dst)
+    tmp = part_path(dst.with_suffix(".wav"))
+    try:
+        wavfile.write(tmp, sample_rate, np.asarray(audio, dtype=np.int16))
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
     return dst

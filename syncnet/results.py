@@ -5,14 +5,25 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+def part_path(path: str | Path) -> Path:
+    """The temporary name `path` is written under before its rename: hidden, and unique to
+    this process and call (pid + random token), so two writers never share one, even
+    outside the output lock; the suffix stays last for FFmpeg's choice of muxer."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    return path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.part{path.suffix}")
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write `data` to `path` via a temporary file and a rename.  The file is created
+    with mode 0666 less the umask, as any other output (mkstemp would make it 0600)."""
+    path = Path(path)
+    tmp = part_path(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -23,6 +34,24 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def error_line(exc: BaseException, with_type: bool = False) -> str:
+    """An exception as the one line a summary's `error` and the console show: FFmpeg's
+    stderr tail and other multi-line messages joined with " | "."""
+    text = str(exc) or type(exc).__name__
+    if with_type:
+        text = f"{type(exc).__name__}: {text}"
+    return " | ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def best_track(tracks: list[dict]) -> dict | None:
+    """The highest-confidence reliable track; the highest-confidence one when none is
+    reliable (so a chunk of short tracks still shows its numbers, marked unreliable)."""
+    if not tracks:
+        return None
+    pool = [t for t in tracks if t.get("reliable", True)] or tracks
+    return max(pool, key=lambda t: t["confidence"])
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
@@ -44,10 +73,42 @@ def offsets_lines(results: list) -> str:
                    for i, r in enumerate(results))
 
 
+def min_windows(vshift: int) -> int:
+    """SyncNet windows a track needs for a meaningful offset: 2 * vshift + 1 (31 by default).
+
+    Shift k compares the track's windows with audio windows k places away, and the
+    reference pads the audio with zeros beyond the track's ends; with n windows, |k|
+    of them meet padding.  From n = 2 * vshift + 1 on, every searched shift compares
+    mostly real sound, so the mean distances (their argmin: the offset; their median:
+    the confidence's baseline) measure the track.  Below it the edge shifts are mostly
+    padding, and with fewer than vshift / 2 + 1 windows most of the 2 * vshift + 1
+    shifts see nothing but padding: the median is the padding's distance, hence the
+    offset +vshift and confidence 0 that such tracks report.
+    """
+    return 2 * int(vshift) + 1
+
+
+def reliability(result) -> tuple[bool, str | None]:
+    """(reliable, one-line reason when not) of a SyncNet result (see `min_windows`)."""
+    n = int(result.dists.shape[0])
+    vshift = int(getattr(result, "vshift", (result.dists.shape[1] - 1) // 2))
+    need = min_windows(vshift)
+    if n >= need:
+        return True, None
+    return False, (f"too short to measure: {n} SyncNet windows ({int(result.n_frames)} frames), at least {need} "
+                   f"needed to search offsets of +-{vshift} frames")
+
+
 def track_record(index: int, result, file: str | None = None) -> dict:
-    """One track's entry of offsets.json and of the summaries."""
+    """One track's entry of offsets.json and of the summaries.
+
+    The numbers are the reference's, whatever the track's length; `reliable` says
+    whether the track was long enough for them to mean anything (`min_windows`).
+    """
+    reliable, reason = reliability(result)
     rec = {"track": index, "offset": int(result.offset), "confidence": round(float(result.confidence), 6),
            "min_dist": round(float(result.min_dist), 6), "n_frames": int(result.n_frames),
+           "reliable": reliable, "unreliable_reason": reason,
            "framewise_conf": [round(float(v), 4) for v in result.framewise_conf]}
     if file is not None:
         rec["file"] = file

@@ -157,12 +157,14 @@ def download(spec: WeightSpec, dest: str | Path | None = None, timeout: float = 
              progress: bool = True) -> Path:
     """Fetch `spec.url` to `dest` (default: the reference's place in the repository).
 
-    Bytes go to `dest` + ".part", which becomes `dest` only once complete and verified
+    Bytes go to a hidden `.part` file beside `dest`, which becomes `dest` only once complete and verified
     to hold `spec`'s network; on any failure it is removed and WeightsError says what
     to fetch by hand and where to put it.
     """
     dest = Path(dest).expanduser().absolute() if dest is not None else REPO_ROOT / spec.reference_path
-    part = dest.with_suffix(dest.suffix + ".part")
+    from .results import part_path
+
+    part = part_path(dest)  # unique to this process: two downloads never write one file
     by_hand = f"download {spec.url} yourself and put it at {dest} (or set {spec.env}=PATH)"
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,51 @@
+"""Run a top-level script with the test doubles in place of the two networks.
+
+    python tests/doubled.py process_long_video.py --input_video ... --output_dir ...
+
+The script runs as it is (argument parsing, output lock, exit codes, stderr), only
+`syncnet.cli.load_models` hands out `FixedBoxDetector` and `BrightnessLoudnessSyncNet`,
+so job-level fault tests need no weights and little CPU.  Environment knobs:
+SYNCNET_TEST_DETECT_SLEEP: seconds each detector batch sleeps (to interrupt a run);
+SYNCNET_TEST_FAIL_CHUNK: a chunk name whose analysis raises RuntimeError.
+"""
+from __future__ import annotations
+
+import os
+import runpy
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import syncnet.cli  # noqa: E402
+import syncnet.longvideo  # noqa: E402
+from tests.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector  # noqa: E402
+
+
+class SlowDetector(FixedBoxDetector):
+    def detect_batch(self, images_rgb, conf_th: float = 0.9, scale: float = 0.25):
+        time.sleep(float(os.environ.get("SYNCNET_TEST_DETECT_SLEEP", "0")))
+        return super().detect_batch(images_rgb, conf_th, scale)
+
+
+def load_models(*args, **kwargs):
+    return SlowDetector(), BrightnessLoudnessSyncNet()
+
+
+syncnet.cli.load_models = load_models
+_fail = os.environ.get("SYNCNET_TEST_FAIL_CHUNK")
+if _fail:
+    _analyse_chunk = syncnet.longvideo.LongVideoJob._analyse_chunk
+
+    def failing(self, chunk, window, a, out):
+        if chunk.name == _fail:
+            raise RuntimeError(f"planted failure of {chunk.name}")
+        return _analyse_chunk(self, chunk, window, a, out)
+
+    syncnet.longvideo.LongVideoJob._analyse_chunk = failing
+
+script = str(REPO / sys.argv[1])
+sys.argv = [script, *sys.argv[2:]]
+runpy.run_path(script, run_name="__main__")
