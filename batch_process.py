@@ -56,7 +56,8 @@ def main(args: argparse.Namespace) -> int:
                              max_workers=args.max_workers, force=args.force, visualise=args.visualise,
                              progress=sys.stderr.isatty())
     t = summary["totals"]
-    print(f"{t['files']} files: {t['success']} with faces, {t['no_faces']} without, {t['failed']} failed "
+    files = f"{t['files']} file{'' if t['files'] == 1 else 's'}"
+    print(f"{files}: {t['success']} with faces, {t['no_faces']} without, {t['failed']} failed "
           f"({t['skipped']} done before); summary in {args.output_dir}/batch_processing_summary.json")
     for f in summary["files"]:
         if f["status"] == "failed":

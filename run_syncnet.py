@@ -38,9 +38,6 @@ def main(args: argparse.Namespace) -> int:
 
     from syncnet.errors import InputError
     from syncnet.layout import Layout, check_reference
-    from syncnet.model import default_device, load_syncnet
-    from syncnet.pipeline import evaluate_track_file, evaluate_tracks
-    from syncnet.weights import SYNCNET, resolve_weights
 
     layout = Layout(Path(args.data_dir), check_reference(args.reference)) if args.reference else None
     use_reference = layout is not None and layout.crop_dir.is_dir()
@@ -49,6 +46,11 @@ def main(args: argparse.Namespace) -> int:
                          f"run_pipeline.py with --reference {args.reference} --data_dir {args.data_dir} first")
     if not use_reference and not args.videofile:
         raise InputError("give --reference R (with DATA_DIR/pycrop/R/ from run_pipeline.py) or --videofile FILE")
+    # torch only now: bad arguments are told at once
+    from syncnet.model import default_device, load_syncnet
+    from syncnet.pipeline import evaluate_track_file, evaluate_tracks
+    from syncnet.weights import SYNCNET, resolve_weights
+
     model = load_syncnet(resolve_weights(SYNCNET, args.initial_model), device=args.device or default_device(),
                           precision=args.precision)
     if use_reference:

@@ -73,7 +73,8 @@ def _write_chunks(args: argparse.Namespace, info: media.MediaInfo, plan) -> int:
     records = cut_chunks(args.input, plan, args.output_dir, info=info, progress=sys.stderr.isatty())
     for r in records:
         print(f"{r['file']}: {r['start']:.3f}-{r['end']:.3f} s ({r['duration']:.3f} s)")
-    print(f"wrote {len(records)} chunks and chunks.json to {args.output_dir}")
+    n = len(records)
+    print(f"wrote {n} chunk{'' if n == 1 else 's'} and chunks.json to {args.output_dir}")
     return 0
 
 

@@ -87,6 +87,9 @@ def plan_time_chunks(total: float, duration: float = 30.0, overlap: float = 5.0)
         i += 1
 
 
+# A silence starting or ending this close to the source's ends touches them.
+EDGE = 1e-3
+
 # Levels for splitting long pieces: RMS of 40 ms frames (one frame at 25 fps).
 LEVEL_FRAME = 0.04
 # Frames this close to the quietest one (in dB) count as equally quiet; among them the
@@ -120,8 +123,8 @@ def plan_silence_chunks(total: float, silences: list[tuple[float, float]], min_c
     cut is dropped).  Joining the one after is what lets the first piece of the video,
     which has nothing before it, be handled like every other, and it keeps each cut at
     the earliest silence that makes its piece long enough.  A short last piece has no
-    piece after it and joins the one before.  A silence at the very start or end gives
-    no cut (its middle would make a piece of silence).
+    piece after it and joins the one before.  A silence touching the start or the end
+    of the source gives no cut: its middle would make a chunk of nothing but silence.
 
     Then every piece longer than `max_chunk` is split at its quietest points (`levels`,
     see `split_long_piece`) into as few pieces as fit, each at least `min_chunk` long.
@@ -130,7 +133,7 @@ def plan_silence_chunks(total: float, silences: list[tuple[float, float]], min_c
     check_silence_options(min_chunk, max_chunk)
     _check_source(total)
     cuts = sorted((a + b) / 2 for a, b in silences
-                  if math.isfinite(a) and math.isfinite(b) and 0 < (a + b) / 2 < total)
+                  if math.isfinite(a) and math.isfinite(b) and a > EDGE and b < total - EDGE)
     bounds = [0.0]
     for c in cuts:
         if c - bounds[-1] >= min_chunk:
