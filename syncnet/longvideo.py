@@ -29,7 +29,14 @@ from tqdm import tqdm
 
 from . import __version__, media
 from .allocator import release_freed_memory
-from .chunking import Chunk, audio_levels, ensure_writable_dir, plan_silence_chunks, plan_time_chunks
+from .chunking import (
+    Chunk,
+    audio_levels,
+    check_silence_options,
+    ensure_writable_dir,
+    plan_silence_chunks,
+    plan_time_chunks,
+)
 from .errors import InputError, SyncNetError
 from .layout import Layout
 from .pipeline import Detections, FaceDetector, FaceOptions, FrameDetector, analyse_video, speed_parameters
@@ -228,8 +235,7 @@ class LongVideoJob:
         if o.chunking == "time":
             return plan_time_chunks(info.duration, o.chunk_duration, o.overlap)
         if o.chunking == "silence":
-            if o.min_silence <= 0:
-                raise InputError(f"--min_silence must be positive (got {o.min_silence:g})")
+            check_silence_options(o.min_chunk, o.max_chunk, o.min_silence)  # before FFmpeg reads the source
             silences = media.detect_silences(self.source, o.threshold, o.min_silence, info=info)
             return plan_silence_chunks(info.duration, silences, o.min_chunk, o.max_chunk,
                                        levels=audio_levels(self.source, info))

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from syncnet.chunking import Chunk, plan_silence_chunks, plan_time_chunks, split_long_piece
+from syncnet.chunking import Chunk, check_silence_options, plan_silence_chunks, plan_time_chunks, split_long_piece
 from syncnet.errors import InputError
 from tests.conftest import REPO
 from tests.mediagen import flash_beep_source
@@ -346,6 +346,15 @@ def test_split_long_piece_bounds(length, min_chunk, max_chunk):
     assert bounds[0] == 0 and bounds[-1] == length
     assert len(pieces) == math.ceil(length / max_chunk - 1e-9)
     assert pieces.max() <= max_chunk + 1e-6 and pieces.min() >= min_chunk - 1e-6
+
+
+def test_long_job_records_max_chunk_and_guards_its_options():
+    from syncnet.longvideo import LongVideoOptions
+
+    assert LongVideoOptions(chunking="silence", max_chunk=45.0).result_parameters()["max_chunk"] == 45.0
+    assert "max_chunk" not in LongVideoOptions(chunking="time").result_parameters()
+    with pytest.raises(InputError, match="finite"):
+        check_silence_options(5.0, 60.0, min_silence=math.nan)
 
 
 def test_chunk_silence_without_silences_keeps_max_chunk(tmp_path):
