@@ -278,9 +278,9 @@ def _cmd_where(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m syncnet.weights download|ensure|where [--dest DIR]`: exit 0, or 2 with one line."""
-    from .cli import add_verbose, run_main
+    from .cli import ArgumentParser, add_verbose, run_main
 
-    parser = argparse.ArgumentParser(prog="python -m syncnet.weights",
+    parser = ArgumentParser(prog="python -m syncnet.weights",
                                      description="Fetch the published SyncNet and S3FD weights.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, func, text in (
