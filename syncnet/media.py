@@ -250,6 +250,23 @@ def require_complete(info: MediaInfo) -> None:
                      "(truncated file?)")
 
 
+def _require_data_at(src: str | os.PathLike, t: float, info: MediaInfo) -> None:
+    """InputError when the file holds no packets from `t` on although it declares more.
+
+    A cut there would write an empty chunk, whose probe then fails with a puzzling
+    "cannot tell its duration"; this says where the input really ends.  Costs one
+    look at the packets of a few seconds around `t`; the whole file is scanned only
+    when they are missing.
+    """
+    frame = 1.0 / info.fps if info.fps else 0.04
+    if t <= 0 or any(x >= t - 1.5 * frame for x in _frame_times_near(src, t)):
+        return
+    last = _last_packet_time(src, None)
+    where = f"at {last:.1f} s" if last is not None else "before its first frame"
+    raise InputError(f"{src} ends early {where}: nothing to cut from {t:.1f} s on, although it declares "
+                     f"{info.duration:.1f} s (truncated file?)")
+
+
 def _audio_filter(sample_rate: int) -> str:
     # Pad (or trim) so the first sample is the file's t=0, the same origin as the frames.
     return f"aresample={sample_rate}:async=1:first_pts=0"
@@ -699,6 +716,7 @@ def cut(src: str | os.PathLike, dst: str | os.PathLike, start: float, end: float
     """
     info = info or probe(src)
     require_video(info)
+    _require_data_at(src, start, info)
     s = snap_to_frame(src, start, info)
     e = None if end is None or end >= info.duration - TIME_EPS else snap_to_frame(src, end, info)
     if e is not None and e <= s:

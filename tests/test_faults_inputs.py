@@ -266,6 +266,16 @@ def test_fault_catalogue(case, m, weights, tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
+def test_cut_past_the_end_of_a_truncated_input_says_where_it_ends(m, tmp_path):
+    """The long job cuts chunk by chunk; a chunk past the break must say so, not fail
+    later on probing an empty chunk ("cannot tell its duration")."""
+    from syncnet import media
+
+    with pytest.raises(InputError, match=r"ends early at 4\.\d s: nothing to cut from 6\.0 s on"):
+        media.cut(m["truncated"], tmp_path / "c.mp4", 6.0, 9.0)
+    assert not (tmp_path / "c.mp4").exists()
+
+
 def test_verbose_keeps_the_traceback(m, tmp_path):
     proc = run_script(VU, "chunk-time", "--input", str(m["truncated"]), "--output_dir", str(tmp_path), "-v")
     assert proc.returncode == 2 and "Traceback" in proc.stderr
