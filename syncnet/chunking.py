@@ -106,7 +106,7 @@ def check_silence_options(min_chunk: float, max_chunk: float | None, min_silence
     if min_silence is not None and min_silence <= 0:
         raise InputError(f"--min_silence must be positive (got {min_silence:g})")
     if min_chunk < 0:
-        raise InputError(f"min_chunk must not be negative (got {min_chunk:g})")
+        raise InputError(f"--min_chunk must not be negative (got {min_chunk:g})")
     if max_chunk is not None and max_chunk <= 0:
         raise InputError(f"--max_chunk must be positive (got {max_chunk:g})")
     if max_chunk is not None and max_chunk < 2 * min_chunk:
