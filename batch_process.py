@@ -12,20 +12,24 @@ from __future__ import annotations
 
 import argparse
 
+from syncnet import cli
 from syncnet.cli import add_detect_every, add_precision, add_verbose, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--chunks_dir", required=True, help="folder of videos")
     p.add_argument("--output_dir", required=True, help="where the results go")
-    p.add_argument("--max_workers", type=int, default=2, help="files analysed at once (default 2)")
-    p.add_argument("--min_track", type=int, default=5, help="shortest face track in frames (default 5)")
-    p.add_argument("--min_face_size", type=int, default=10, help="smallest face in pixels (default 10)")
+    p.add_argument("--max_workers", type=cli.positive_int, default=2, help="files analysed at once (default 2)")
+    p.add_argument("--min_track", type=cli.non_negative_int, default=5,
+                   help="shortest face track in frames (default 5)")
+    p.add_argument("--min_face_size", type=cli.non_negative_int, default=10,
+                   help="smallest face in pixels (default 10)")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     add_precision(p)
     add_detect_every(p)
-    p.add_argument("--batch_size", type=int, default=16, help="frames per detector forward pass (default 16)")
+    p.add_argument("--batch_size", type=cli.positive_int, default=16,
+                   help="frames per detector forward pass (default 16)")
     p.add_argument("--syncnet_model", default=None, help="SyncNet weights (default: see README, Weights)")
     p.add_argument("--s3fd_model", default=None, help="S3FD weights (default: see README, Weights)")
     p.add_argument("--visualise", action="store_true", help="also write video_out.avi for every file")
@@ -40,12 +44,9 @@ def main(args: argparse.Namespace) -> int:
     from syncnet.batch import find_videos, process_folder
     from syncnet.chunking import ensure_writable_dir
     from syncnet.cli import load_models
-    from syncnet.errors import InputError
     from syncnet.outlock import output_lock
     from syncnet.pipeline import FaceOptions
 
-    if args.max_workers <= 0 or args.batch_size <= 0 or args.detect_every <= 0:
-        raise InputError("--max_workers, --batch_size and --detect_every must be positive")
     find_videos(args.chunks_dir)
     ensure_writable_dir(args.output_dir)
     with output_lock(args.output_dir):  # taken before the models load: a second run stops at once
@@ -57,7 +58,8 @@ def main(args: argparse.Namespace) -> int:
                                  max_workers=args.max_workers, force=args.force, visualise=args.visualise,
                                  progress=sys.stderr.isatty())
     t = summary["totals"]
-    print(f"{t['files']} files: {t['success']} with faces, {t['no_faces']} without, {t['failed']} failed "
+    files = f"{t['files']} file{'' if t['files'] == 1 else 's'}"
+    print(f"{files}: {t['success']} with faces, {t['no_faces']} without, {t['failed']} failed "
           f"({t['skipped']} done before); summary in {args.output_dir}/batch_processing_summary.json")
     for f in summary["files"]:
         if f["status"] == "failed":

@@ -13,23 +13,30 @@ from __future__ import annotations
 
 import argparse
 
+from syncnet import cli
 from syncnet.cli import add_detect_every, add_precision, add_verbose, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data_dir", default="data/work", help="output root (default data/work)")
     p.add_argument("--videofile", required=True, help="input video")
     p.add_argument("--reference", required=True, help="name of this run under DATA_DIR")
-    p.add_argument("--facedet_scale", type=float, default=0.25, help="scale of the frames for S3FD (default 0.25)")
-    p.add_argument("--crop_scale", type=float, default=0.40, help="scale of the crop box (default 0.40)")
-    p.add_argument("--min_track", type=int, default=100, help="shortest face track in frames (default 100)")
-    p.add_argument("--frame_rate", type=int, default=25, help="frame rate of the analysis (default 25)")
-    p.add_argument("--num_failed_det", type=int, default=25,
+    p.add_argument("--facedet_scale", type=cli.float_range(0.01, 4), default=0.25,
+                   help="scale of the frames for S3FD (default 0.25)")
+    p.add_argument("--crop_scale", type=cli.float_range(0, 4), default=0.40,
+                   help="scale of the crop box (default 0.40)")
+    p.add_argument("--min_track", type=cli.non_negative_int, default=100,
+                   help="shortest face track in frames (default 100)")
+    p.add_argument("--frame_rate", type=cli.int_range(1, 240), default=25,
+                   help="frame rate of the analysis (default 25)")
+    p.add_argument("--num_failed_det", type=cli.non_negative_int, default=25,
                    help="missed detections allowed inside a track (default 25)")
-    p.add_argument("--min_face_size", type=int, default=100, help="smallest face in pixels (default 100)")
+    p.add_argument("--min_face_size", type=cli.non_negative_int, default=100,
+                   help="smallest face in pixels (default 100)")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
-    p.add_argument("--batch_size", type=int, default=16, help="frames per detector forward pass (default 16)")
+    p.add_argument("--batch_size", type=cli.positive_int, default=16,
+                   help="frames per detector forward pass (default 16)")
     p.add_argument("--s3fd_model", default=None,
                    help="S3FD weights (default: $S3FD_MODEL, detectors/s3fd/weights/sfd_face.pth, ~/.cache/syncnet)")
     add_detect_every(p)
@@ -44,7 +51,6 @@ def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from detectors import S3FD
-    from syncnet.errors import InputError
     from syncnet.layout import Layout, check_reference
     from syncnet.model import default_device
     from syncnet.outlock import reference_lock
@@ -52,9 +58,6 @@ def main(args: argparse.Namespace) -> int:
     from syncnet.weights import S3FD as S3FD_WEIGHTS
     from syncnet.weights import resolve_weights
 
-    if (args.facedet_scale <= 0 or args.crop_scale < 0 or args.frame_rate <= 0 or args.batch_size <= 0
-            or args.detect_every <= 0):
-        raise InputError("--facedet_scale, --frame_rate, --batch_size and --detect_every must be positive")
     layout = Layout(Path(args.data_dir), check_reference(args.reference))
     opts = FaceOptions(facedet_scale=args.facedet_scale, crop_scale=args.crop_scale, min_track=args.min_track,
                        frame_rate=args.frame_rate, num_failed_det=args.num_failed_det,
@@ -70,7 +73,8 @@ def main(args: argparse.Namespace) -> int:
         result = analyse_video(args.videofile, layout, opts, detector=detector, keep_frames=args.keep_frames,
                                progress=sys.stderr.isatty())
     if result.tracks:
-        print(f"{len(result.tracks)} face tracks in {result.n_frames} frames -> {layout.crop_dir}")
+        n = len(result.tracks)
+        print(f"{n} face track{'' if n == 1 else 's'} in {result.n_frames} frames -> {layout.crop_dir}")
     else:
         print(f"no face tracks found in {result.n_frames} frames; {layout.crop_dir} is empty")
     return 0

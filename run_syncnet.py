@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import argparse
 
+from syncnet import cli
 from syncnet.cli import add_precision, add_verbose, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--initial_model", default=None,
                    help="SyncNet weights (default: $SYNCNET_MODEL, data/syncnet_v2.model, ~/.cache/syncnet)")
-    p.add_argument("--batch_size", type=int, default=20, help="windows per forward pass (default 20)")
-    p.add_argument("--vshift", type=int, default=15, help="largest offset searched, in frames (default 15)")
+    p.add_argument("--batch_size", type=cli.positive_int, default=20, help="windows per forward pass (default 20)")
+    p.add_argument("--vshift", type=cli.positive_int, default=15,
+                   help="largest offset searched, in frames (default 15)")
     p.add_argument("--data_dir", default="data/work", help="output root (default data/work)")
     p.add_argument("--videofile", default="", help="a face video to evaluate on its own")
     p.add_argument("--reference", default="", help="name of the run under DATA_DIR")
@@ -36,16 +38,19 @@ def main(args: argparse.Namespace) -> int:
 
     from syncnet.errors import InputError
     from syncnet.layout import Layout, check_reference
+
+    layout = Layout(Path(args.data_dir), check_reference(args.reference)) if args.reference else None
+    use_reference = layout is not None and layout.crop_dir.is_dir()
+    if layout is not None and not use_reference and not args.videofile:
+        raise InputError(f"there are no track videos under {layout.crop_dir} (no such folder): run "
+                         f"run_pipeline.py with --reference {args.reference} --data_dir {args.data_dir} first")
+    if not use_reference and not args.videofile:
+        raise InputError("give --reference R (with DATA_DIR/pycrop/R/ from run_pipeline.py) or --videofile FILE")
+    # torch only now: bad arguments are told at once
     from syncnet.model import default_device, load_syncnet
     from syncnet.pipeline import evaluate_track_file, evaluate_tracks
     from syncnet.weights import SYNCNET, resolve_weights
 
-    if args.batch_size <= 0 or args.vshift <= 0:
-        raise InputError("--batch_size and --vshift must be positive")
-    layout = Layout(Path(args.data_dir), check_reference(args.reference)) if args.reference else None
-    use_reference = layout is not None and layout.crop_dir.is_dir()
-    if not use_reference and not args.videofile:
-        raise InputError("give --reference R (with DATA_DIR/pycrop/R/ from run_pipeline.py) or --videofile FILE")
     model = load_syncnet(resolve_weights(SYNCNET, args.initial_model), device=args.device or default_device(),
                           precision=args.precision)
     if use_reference:

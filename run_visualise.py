@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import argparse
 
+from syncnet import cli
 from syncnet.cli import add_verbose, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data_dir", default="data/work", help="output root (default data/work)")
     p.add_argument("--reference", required=True, help="name of the run under DATA_DIR")
-    p.add_argument("--frame_rate", type=int, default=25)
+    p.add_argument("--frame_rate", type=cli.int_range(1, 240), default=25,
+                   help="frame rate of the analysis (default 25)")
     p.add_argument("--videofile", default="", help="accepted for compatibility with the reference; unused")
     add_verbose(p)
     return p

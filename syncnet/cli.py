@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -15,6 +16,86 @@ from .allocator import keep_freed_memory
 from .errors import SyncNetError
 
 log = logging.getLogger("syncnet")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit 2), like every other bad input.
+
+    argparse's own error path prints the whole usage first: for process_long_video.py
+    that is a dozen lines, and a script calling ours would have to dig the reason out.
+    `--help` still shows the usage.
+    """
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+# argparse `type=` functions: a number is checked where it is parsed, so NaN, inf and
+# out-of-range values stop before any work (NaN compares false with everything and
+# would slip through `<= 0` checks into endless loops).
+def _number(text: str, kind: type) -> float | int:
+    try:
+        value = kind(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                         f"got {text!r}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    return _number(text, float)
+
+
+def positive_float(text: str) -> float:
+    value = _number(text, float)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = _number(text, float)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = _number(text, int)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text!r}")
+    return value
+
+
+def int_range(lo: int, hi: int) -> Callable[[str], int]:
+    """An integer in [lo, hi]."""
+    def parse(text: str) -> int:
+        value = _number(text, int)
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be between {lo} and {hi}, got {text!r}")
+        return value
+    parse.__name__ = f"integer in [{lo}, {hi}]"
+    return parse
+
+
+def float_range(lo: float, hi: float) -> Callable[[str], float]:
+    """A finite number in [lo, hi]."""
+    def parse(text: str) -> float:
+        value = _number(text, float)
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be between {lo:g} and {hi:g}, got {text!r}")
+        return value
+    parse.__name__ = f"number in [{lo:g}, {hi:g}]"
+    return parse
 
 
 def add_verbose(parser: argparse.ArgumentParser) -> None:
@@ -40,8 +121,13 @@ def run_main(main: Callable[[argparse.Namespace], int | None], args: argparse.Na
     setup_logging(verbose)
     keep_freed_memory(default=keep_memory)
     prog = prog or os.path.basename(sys.argv[0]) or "syncnet"
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     try:
-        code = main(args) or 0
+        # Warnings during a run ("no face tracks found in ...") go through tqdm.write,
+        # above the progress bars instead of through them.
+        with logging_redirect_tqdm():
+            code = main(args) or 0
     except SyncNetError as exc:
         if verbose:
             log.exception("failed")
@@ -66,7 +152,7 @@ def add_precision(parser: argparse.ArgumentParser) -> None:
 
 
 def add_detect_every(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--detect_every", type=int, default=1,
+    parser.add_argument("--detect_every", type=positive_int, default=1,
                         help="run S3FD on every n-th frame only, holding its boxes in between (default 1: every "
                              "frame; faster, changes results slightly, see README, Speed)")
 
@@ -78,11 +164,11 @@ def load_models(device: str | None, s3fd_path: str | None = None, syncnet_path: 
 
     from .model import default_device, load_syncnet
     from .weights import S3FD as S3FD_WEIGHTS
-    from .weights import SYNCNET, resolve_weights
+    from .weights import SYNCNET, resolve_all
 
     device = device or default_device()
-    s3fd_file = resolve_weights(S3FD_WEIGHTS, s3fd_path)
-    syncnet_file = resolve_weights(SYNCNET, syncnet_path) if need_syncnet else None
+    files = resolve_all([(S3FD_WEIGHTS, s3fd_path)] + ([(SYNCNET, syncnet_path)] if need_syncnet else []))
+    s3fd_file, syncnet_file = files[0], (files[1] if need_syncnet else None)
     detector = S3FD(weights=s3fd_file, device=device, precision=precision)
     model = load_syncnet(syncnet_file, device=device, precision=precision) if need_syncnet else None
     return detector, model

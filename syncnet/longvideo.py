@@ -34,7 +34,14 @@ from tqdm import tqdm
 
 from . import __version__, media
 from .allocator import release_freed_memory
-from .chunking import Chunk, ensure_writable_dir, plan_silence_chunks, plan_time_chunks
+from .chunking import (
+    Chunk,
+    audio_levels,
+    check_silence_options,
+    ensure_writable_dir,
+    plan_silence_chunks,
+    plan_time_chunks,
+)
 from .errors import InputError, SyncNetError
 from .layout import Layout
 from .outlock import output_lock
@@ -65,6 +72,7 @@ class LongVideoOptions:
     threshold: float = -30.0
     min_silence: float = 1.0
     min_chunk: float = 5.0
+    max_chunk: float | None = 60.0  # silence chunking: longer pieces are split at their quietest points
     chunk_crf: int = 18
     chunk_preset: str = "veryfast"  # x264 preset of the chunk files
     faces: FaceOptions = field(default_factory=lambda: FaceOptions(min_track=5, min_face_size=10))
@@ -91,7 +99,8 @@ class LongVideoOptions:
         if self.chunking == "time":
             p.update(chunk_duration=self.chunk_duration, overlap=self.overlap)
         else:
-            p.update(threshold=self.threshold, min_silence=self.min_silence, min_chunk=self.min_chunk)
+            p.update(threshold=self.threshold, min_silence=self.min_silence, min_chunk=self.min_chunk,
+                     max_chunk=self.max_chunk)
         f = self.faces
         p.update(facedet_scale=f.facedet_scale, crop_scale=f.crop_scale, min_track=f.min_track,
                  frame_rate=f.frame_rate, num_failed_det=f.num_failed_det, min_face_size=f.min_face_size,
@@ -252,10 +261,10 @@ class LongVideoJob:
         if o.chunking == "time":
             return plan_time_chunks(info.duration, o.chunk_duration, o.overlap)
         if o.chunking == "silence":
-            if o.min_silence <= 0:
-                raise InputError(f"--min_silence must be positive (got {o.min_silence:g})")
+            check_silence_options(o.min_chunk, o.max_chunk, o.min_silence)  # before FFmpeg reads the source
             silences = media.detect_silences(self.source, o.threshold, o.min_silence, info=info)
-            return plan_silence_chunks(info.duration, silences, o.min_chunk)
+            return plan_silence_chunks(info.duration, silences, o.min_chunk, o.max_chunk,
+                                       levels=audio_levels(self.source, info))
         raise InputError(f"--chunking must be 'time' or 'silence' (got {o.chunking!r})")
 
     # ---------------------------------------------------------------- summary

@@ -215,6 +215,59 @@ def require_audio(info: MediaInfo) -> None:
         raise InputError(f"{info.path} has no audio stream")
 
 
+# A complete file has packets within this many seconds of its declared end.
+COMPLETE_MARGIN = 3.0
+
+
+def _last_packet_time(src: str | os.PathLike, start: float | None) -> float | None:
+    """The latest packet time of any stream, reading from `start` (None: the whole file)."""
+    cmd = [_tool("ffprobe"), "-v", "quiet", "-show_entries", "packet=pts_time", "-of", "csv=p=0"]
+    if start is not None:
+        cmd += ["-read_intervals", f"{max(0.0, start):.3f}%"]
+    proc = subprocess.run([*cmd, _arg_path(src)], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          errors="replace")
+    times = [v for v in (_float(x.strip().strip(",")) for x in proc.stdout.splitlines()) if v is not None]
+    return max(times) if times else None
+
+
+def require_complete(info: MediaInfo) -> None:
+    """InputError when the file's data ends well before the duration its header declares.
+
+    An MP4 cut short (a copy or download that stopped) with its index in front still
+    probes as whole; every chunk past the break would then fail on its own with a
+    puzzling message.  Reading the packets of the last seconds (from the keyframe
+    before them, no decoding) tells, and only then is the whole file scanned to say
+    where it ends.
+    """
+    if info.duration <= COMPLETE_MARGIN:
+        return
+    tail = (info.video_start or 0.0) + info.duration - COMPLETE_MARGIN  # packet times count from the file's start
+    last = _last_packet_time(info.path, tail)
+    if last is not None and last >= tail:
+        return
+    last = _last_packet_time(info.path, None)
+    where = f"at {last:.1f} s" if last is not None else "before its first frame"
+    raise InputError(f"{info.path} ends early {where} although it declares {info.duration:.1f} s "
+                     "(truncated file?)")
+
+
+def _require_data_at(src: str | os.PathLike, t: float, info: MediaInfo) -> None:
+    """InputError when the file holds no packets from `t` on although it declares more.
+
+    A cut there would write an empty chunk, whose probe then fails with a puzzling
+    "cannot tell its duration"; this says where the input really ends.  Costs one
+    look at the packets of a few seconds around `t`; the whole file is scanned only
+    when they are missing.
+    """
+    frame = 1.0 / info.fps if info.fps else 0.04
+    if t <= 0 or any(x >= t - 1.5 * frame for x in _frame_times_near(src, t)):
+        return
+    last = _last_packet_time(src, None)
+    where = f"at {last:.1f} s" if last is not None else "before its first frame"
+    raise InputError(f"{src} ends early {where}: nothing to cut from {t:.1f} s on, although it declares "
+                     f"{info.duration:.1f} s (truncated file?)")
+
+
 def _audio_filter(sample_rate: int) -> str:
     # Pad (or trim) so the first sample is the file's t=0, the same origin as the frames.
     return f"aresample={sample_rate}:async=1:first_pts=0"
@@ -667,6 +720,7 @@ def cut(src: str | os.PathLike, dst: str | os.PathLike, start: float, end: float
     """
     info = info or probe(src)
     require_video(info)
+    _require_data_at(src, start, info)
     s = snap_to_frame(src, start, info)
     e = None if end is None or end >= info.duration - TIME_EPS else snap_to_frame(src, end, info)
     if e is not None and e <= s:

@@ -63,12 +63,54 @@ def read_state_dict(path: str | Path, spec: WeightSpec) -> dict[str, torch.Tenso
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds for bad files
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f"{path} is not a readable {spec.name} weights file "
-                           f"(truncated or not a torch file: {reason[:160]})") from exc
+        raise WeightsError(f"{path} is not a readable {spec.name} weights file: {_what_is_wrong(path)}; "
+                           f"{spec.fetch_hint()}") from exc
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsError(f"{path} is not a {spec.name} weights file (expected a plain state dict of tensors)")
     return dict(obj)
+
+
+def _what_is_wrong(path: Path) -> str:
+    """Why torch could not read `path`, in words, from how the file starts.
+
+    torch's own messages are paragraphs (or a bare number read by its legacy
+    unpickler); a user needs to know whether to fetch the file again or fix a path.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+    except OSError as exc:
+        return f"cannot read it ({exc.strerror or exc})"
+    size = path.stat().st_size
+    if not head:
+        return "the file is empty"
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"\x80"):
+        return f"it starts like a torch file but is incomplete or damaged ({size} bytes; truncated download?)"
+    text = head.decode("utf-8", "replace")
+    if all(c.isprintable() or c.isspace() for c in text):
+        return f"it is a text file, not torch weights (it starts {text.strip()[:30]!r})"
+    return "it is not a torch file (its first bytes are those of another format or random data)"
+
+
+def resolve_all(wanted: list[tuple[WeightSpec, str | Path | None]]) -> list[Path]:
+    """`resolve_weights` for several files, naming every missing one in one error.
+
+    A script needing both networks should not make the user fix one file, rerun, and
+    only then learn about the other.
+    """
+    found: list[Path] = []
+    problems: list[WeightsError] = []
+    for spec, explicit in wanted:
+        try:
+            found.append(resolve_weights(spec, explicit))
+        except WeightsError as exc:
+            problems.append(exc)
+    if len(problems) == 1 or any(not hasattr(p, "short") for p in problems):
+        raise problems[0]
+    if problems:
+        raise WeightsError("weights not found: " + " and ".join(p.short for p in problems) + ": get them with "
+                           "'bash download_model.sh' or 'python -m syncnet.weights ensure' (README, Weights)")
+    return found
 
 
 def load_weights_into(module: torch.nn.Module, path: str | Path, spec: WeightSpec) -> torch.nn.Module:
@@ -115,19 +157,24 @@ def resolve_weights(spec: WeightSpec, explicit: str | Path | None = None) -> Pat
     if explicit:
         path = Path(explicit).expanduser()
         if not path.is_file():
-            raise WeightsError(f"{spec.name} weights not found at {path} (given explicitly): {spec.fetch_hint()}")
+            raise _not_found(spec, f"at {path} (given explicitly)")
         return path
     env = os.environ.get(spec.env)
     if env:
         path = Path(env).expanduser()
         if not path.is_file():
-            raise WeightsError(f"{spec.name} weights not found at {path} (from {spec.env}): {spec.fetch_hint()}")
+            raise _not_found(spec, f"at {path} (from {spec.env})")
         return path
     for path in search_paths(spec):
         if path.is_file():
             return path
-    raise WeightsError(f"{spec.name} weights ({spec.filename}) not found in {spec.reference_path} or "
-                       f"{cache_dir()}: {spec.fetch_hint()}")
+    raise _not_found(spec, f"in {spec.reference_path} or {cache_dir()}", f" ({spec.filename})")
+
+
+def _not_found(spec: WeightSpec, where: str, what: str = "") -> WeightsError:
+    exc = WeightsError(f"{spec.name} weights{what} not found {where}: {spec.fetch_hint()}")
+    exc.short = f"{spec.name} ({spec.filename}) {where}"
+    return exc
 
 
 def _empty_model(spec: WeightSpec) -> torch.nn.Module:
@@ -233,9 +280,9 @@ def _cmd_where(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m syncnet.weights download|ensure|where [--dest DIR]`: exit 0, or 2 with one line."""
-    from .cli import add_verbose, run_main
+    from .cli import ArgumentParser, add_verbose, run_main
 
-    parser = argparse.ArgumentParser(prog="python -m syncnet.weights",
+    parser = ArgumentParser(prog="python -m syncnet.weights",
                                      description="Fetch the published SyncNet and S3FD weights.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, func, text in (
