@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 SUMMARY = "batch_processing_summary.json"
+SCHEMA_VERSION = 1  # of the summary (schemas/batch_processing_summary.schema.json)
 
 
 class Serialised:
@@ -89,8 +90,9 @@ def process_folder(chunks_dir: str | Path, output_dir: str | Path, opts: FaceOpt
     lock = threading.Lock()
     shared_detector, shared_model = Serialised(detector, threading.Lock()), Serialised(model, threading.Lock())
     records: dict[str, dict] = {name: rec for name, rec in previous.items()}
-    summary = {"software": {"name": "syncnet-batch", "version": __version__}, "chunks_dir": str(chunks_dir),
-               "parameters": params, "workers": max_workers, "files": [], "totals": {}, "wall_seconds": None}
+    summary = {"schema_version": SCHEMA_VERSION, "software": {"name": "syncnet-batch", "version": __version__},
+               "chunks_dir": str(chunks_dir), "parameters": params, "workers": max_workers, "files": [], "totals": {},
+               "wall_seconds": None}
 
     def save() -> None:
         with lock:
