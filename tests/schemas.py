@@ -60,7 +60,7 @@ def validate_summary(summary: str | Path | dict, kind: str | None = None) -> dic
 
 
 def check_tree(root: str | Path) -> tuple[dict[str, int], list[str]]:
-    """Validate every summary below `root`: (count per file name, problems)."""
+    """Validate every summary below `root`: (count per file name, one problem per bad file, naming it)."""
     counts = dict.fromkeys(SCHEMA_OF, 0)
     problems = []
     for name in SCHEMA_OF:
@@ -68,6 +68,8 @@ def check_tree(root: str | Path) -> tuple[dict[str, int], list[str]]:
             counts[name] += 1
             try:
                 validate_summary(path)
-            except (SummaryError, ValueError) as exc:  # ValueError: not JSON at all
-                problems.append(f"{path}: {exc}")
+            except SummaryError as exc:  # its message starts with the path
+                problems.append(str(exc))
+            except ValueError as exc:
+                problems.append(f"{path} is not JSON: {exc}")
     return counts, problems

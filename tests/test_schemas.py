@@ -86,6 +86,7 @@ BATCH_BREAKS = {
 @pytest.mark.parametrize("kind, what", [("long", w) for w in LONG_BREAKS] + [("batch", w) for w in BATCH_BREAKS])
 def test_a_wrong_summary_is_rejected(written, kind, what):
     """Each break of the written summary is caught, and the message says where."""
+    assert summary_errors(written[kind]) == []  # so that only the break can be what is caught
     wrong = copy.deepcopy(written[kind])
     (LONG_BREAKS if kind == "long" else BATCH_BREAKS)[what](wrong)
     errors = summary_errors(wrong)
@@ -110,9 +111,10 @@ def test_check_tree_names_each_bad_file(written, tmp_path):
         counts, problems = check_tree(tmp_path)
         assert counts == {"processing_summary.json": 2, "batch_processing_summary.json": 1}
         assert len(problems) == 2
-        about = {p.split(": ", 1)[0]: p for p in problems}
-        assert set(about) == {str(bad), str(broken)}
-        assert "at /files/0/status: 'ok' is not one of" in about[str(bad)]
+        about = {str(p): [x for x in problems if x.startswith(f"{p} ")] for p in (bad, broken)}
+        assert [len(x) for x in about.values()] == [1, 1], problems
+        assert "at /files/0/status: 'ok' is not one of" in about[str(bad)][0]
+        assert "is not JSON" in about[str(broken)][0]
     finally:  # not left for the session-end check of every summary under pytest's temp folder
         bad.unlink()
         broken.unlink()
