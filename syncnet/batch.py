@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 SUMMARY = "batch_processing_summary.json"
-# 2: tracks carry `reliable` / `unreliable_reason` (version 1 had no schema_version field).
+# Of the summary (schemas/batch_processing_summary.schema.json).  2: tracks carry
+# `reliable` / `unreliable_reason` (the first form had no schema_version field).
 SCHEMA_VERSION = 2
 
 

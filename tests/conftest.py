@@ -24,8 +24,13 @@ def pytest_sessionstart(session) -> None:
                     returncode=3)
 
 
-def pytest_terminal_summary(terminalreporter) -> None:
-    """One count of skipped tests, by reason, so a run that skips quietly is seen."""
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """One count of skipped tests, by reason, so a run that skips quietly is seen; and how many
+    summaries the session-end schema check found."""
+    counts = config.stash.get(_VALIDATED, None)
+    if counts is not None:
+        terminalreporter.write_line("summary schemas: checked " + ", ".join(
+            f"{n} {name}" for name, n in counts.items()) + " written by this session's tests")
     reasons: Counter[str] = Counter()
     for rep in terminalreporter.stats.get("skipped", []):
         reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
@@ -76,3 +81,25 @@ def media_dir() -> Path:
     if not MEDIA.exists():
         pytest.skip("../shared/media is not present")
     return MEDIA
+
+
+_VALIDATED = pytest.StashKey[dict]()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _every_summary_matches_its_schema(tmp_path_factory, request):
+    """At the end of the session, every processing_summary.json and batch_processing_summary.json
+    that any test left under pytest's temporary folder must match its schema (schemas/).
+
+    A failure is an error at the teardown of the session's last test, naming each file and
+    what is wrong in it.  Summaries are found only while their folders exist, i.e. under
+    pytest's default tmp_path retention (all).
+    """
+    yield
+    from tests.schemas import check_tree
+
+    counts, problems = check_tree(tmp_path_factory.getbasetemp())
+    request.config.stash[_VALIDATED] = counts
+    if problems:
+        pytest.fail(f"{len(problems)} summaries written by the tests do not match their schema:\n"
+                    + "\n".join(problems), pytrace=False)
