@@ -566,18 +566,17 @@ class LongVideoJob:
     def _analyse_chunk(self, chunk: Chunk, window: Detections, a: int, out: dict) -> None:
         """Cut the chunk, then run the reference's pipeline on its file with the shared
         detections; the chunk's summary fields go into `out`."""
-        fr = self.opts.faces.frame_rate
         chunk_file = self.paths.chunk_file(chunk)
         with self.times.stage("cut"):
             start, end = media.cut(self.source, chunk_file, chunk.start, chunk.end, crf=self.opts.chunk_crf,
                                    preset=self.opts.chunk_preset)
             out.update(start=round(start, 6), end=round(end, 6))
             wav = media.extract_audio(chunk_file, self.paths.chunk_wav(chunk), 16000, 1)
-        # The analysis grid starts at frame a (a/25 s); the chunk's sound starts at the
-        # snapped cut `start`.  Shift the sound by the difference so they meet exactly.
+        # The picture is decoded on a 25 fps grid from the chunk's own first frame (the
+        # snapped cut `start`), and its sound starts at that same instant: both are used
+        # as cut.  (`window` numbers its frames from source frame a; on 29.97 fps or VFR
+        # sources a/25 s is up to a frame away from `start`, which moves boxes, not sound.)
         _, sound = media.read_wav(wav)
-        shift = int(round((a / fr - start) * 16000))
-        sound = sound[shift:] if shift >= 0 else np.concatenate([np.zeros(-shift, np.int16), sound])
         with self.times.stage("chunk"):
             analysis = analyse_video(chunk_file, self.paths.layout(chunk), self.opts.faces, model=self.model,
                                      vshift=self.opts.vshift, sync_batch=self.opts.sync_batch, detections=window,
