@@ -5,14 +5,15 @@ S3FD (face bias 1.0) fires on a few boxes a frame, enough to form tracks.
 
 With lossless chunks (--chunk_crf 0) every chunk's tracks (frame by frame), boxes,
 crop windows and crop videos (pictures and sound) must equal those of run_pipeline.py
-on its chunk file, and its offsets those of run_syncnet.py.  The stand-in SyncNet's
-offsets sit at the search edge (+-15) for every seed tried (0-7, on these clips): its
-two towers' embeddings are unrelated random vectors, farther from each other than from
-the zero vectors that pad the shifted audio features, so the shifts reaching into the
-padding win.  The offsets alone would therefore match whatever the code did; the
-confidences, min_dist and the distance surface (activesd.pckl) would not, and they
-differ (see the strict xfail test): the long job scores the crops in memory, run_syncnet.py
-scores them decoded from the lossy crop videos.
+on its chunk file, and its SyncNet numbers those of run_syncnet.py.  The stand-in
+SyncNet's offsets sit at the search edge (+-15) for every seed tried (0-7, on these
+clips): its two towers' embeddings are unrelated random vectors, farther from each
+other than from the zero vectors that pad the shifted audio features, so the shifts
+reaching into the padding win.  The offsets alone would therefore match whatever the
+code did; the confidences, min_dist and the distance surface (activesd.pckl) do not,
+so they are compared too (both paths score the crop videos as written).  Offsets
+inside the search are compared through the same scripts with the test doubles in
+tests/test_cli_doubles_agreement.py.
 """
 from __future__ import annotations
 
@@ -105,7 +106,7 @@ def alone(long_run, env, tmp_path_factory):
 
 def test_layout_summary_and_filter(long_run):
     out, summary, proc, first, thresholds = long_run
-    assert summary["complete"] and summary["schema_version"] == 1
+    assert summary["complete"] and summary["schema_version"] == 2
     assert {"path", "duration", "fps", "width", "height"} <= set(summary["input"])
     assert summary["parameters"]["chunk_duration"] == 4 and summary["parameters"]["overlap"] == 1
     assert summary["filter_parameters"] == thresholds
@@ -193,8 +194,6 @@ def test_chunk_equals_the_scripts_on_its_file(long_run, alone, index):
         assert (rec["start_frame"], rec["end_frame"]) == (int(t["track"]["frame"][0]), int(t["track"]["frame"][-1]))
 
 
-@pytest.mark.xfail(strict=True, reason="the long job runs SyncNet on the crops in memory, run_syncnet.py on the "
-                   "crops decoded from the lossy (MPEG-4) crop videos: confidences differ by ~1%")
 @pytest.mark.parametrize("index", [0, 1, 2])
 def test_chunk_syncnet_numbers_equal_the_scripts(long_run, alone, index):
     """Confidences, min_dist and the whole distance surface of a chunk's tracks equal run_syncnet.py's."""
