@@ -2,6 +2,7 @@
 """What the optional speed settings buy, and what they change.
 
   python bench/options.py --seconds 30 --device cpu --out options.json
+  python bench/options.py --seconds 2 --known_seconds 4 --variants "detect_every 2"  (a smoke run)
 
 For each variant (default; --detect_every 2 and 5; --precision bf16; bf16 with
 --detect_every 2; fp16 too on CUDA) it measures:
@@ -15,6 +16,9 @@ For each variant (default; --detect_every 2 and 5; --precision bf16; bf16 with
   (k = -5, 0, 7), through the whole pipeline with the test doubles (a fixed-box
   detector, a brightness/loudness SyncNet) and the variant's detect_every: the
   offset found.
+Before each variant's timed run its networks run untimed on a batch of random input,
+so that no variant (the default, first, is every speed-up's base) pays for kernel
+selection and first allocations.
 """
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ from workload import SHARED, make_weights, make_workload, workdir  # noqa: E402
 
 from syncnet import evaluate_sync, load_syncnet, media  # noqa: E402
 from syncnet.allocator import keep_freed_memory  # noqa: E402
+from syncnet.evaluate import embed_windows  # noqa: E402
 from syncnet.layout import Layout  # noqa: E402
 from syncnet.pipeline import FaceOptions, analyse_video  # noqa: E402
 
@@ -51,12 +56,26 @@ def variants(device: str) -> list[dict]:
     return out
 
 
+def warm_up(detector, model, chunk: Path, opts: FaceOptions) -> None:
+    """One detector batch of the chunk's frame size and one SyncNet batch, random input,
+    through the code paths the run takes (same precision, layout, batch shapes)."""
+    rng = np.random.default_rng(0)
+    width, height = media.probe(chunk).display_size
+    detector.detect_batch(rng.integers(0, 256, (opts.batch_size, height, width, 3), np.uint8),
+                          conf_th=opts.conf_th, scale=opts.facedet_scale)
+    frames = rng.integers(0, 256, (24, 224, 224, 3), np.uint8)
+    embed_windows(model, frames, rng.integers(-3000, 3000, 24 * 640).astype(np.int16))
+
+
 def standin_case(chunk: Path, work: Path, weights, device: str, v: dict, batch: int) -> dict:
     from detectors import S3FD
 
     detector = S3FD(weights[0], device=device, precision=v["precision"])
     model = load_syncnet(weights[1], device=device, precision=v["precision"])
     opts = FaceOptions(batch_size=batch, detect_every=v["detect_every"])
+    t0 = time.perf_counter()
+    warm_up(detector, model, chunk, opts)
+    warm = time.perf_counter() - t0
     layout = Layout(work / "options_data", v["name"].replace(" ", "_").replace("+", "and"))
     t0 = time.perf_counter()
     result = analyse_video(chunk, layout, opts, detector=detector, model=model)
@@ -64,7 +83,7 @@ def standin_case(chunk: Path, work: Path, weights, device: str, v: dict, batch: 
     tracks = [{"first": int(t.track["frame"][0]), "last": int(t.track["frame"][-1]),
                "x": float(np.mean(t.x)), "y": float(np.mean(t.y)),
                "offset": int(t.sync.offset), "confidence": float(t.sync.confidence)} for t in result.tracks]
-    return {"wall_seconds": round(wall, 2), "tracks": tracks}
+    return {"wall_seconds": round(wall, 2), "warm_up_seconds": round(warm, 2), "tracks": tracks}
 
 
 def compare(base: list[dict], other: list[dict]) -> dict:
@@ -105,14 +124,14 @@ def parity_case(weights, device: str, precision: str) -> dict | None:
             "max_abs_dist_change": float(np.abs(r.dists - np.load(case / "dists.npy")).max())}
 
 
-def known_offset_case(work: Path, detect_every: int) -> dict:
+def known_offset_case(work: Path, detect_every: int, seconds: float = 20.0) -> dict:
     from tests.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, known_offset_clip
 
     found = {}
     for k in (-5, 0, 7):
-        clip = work / f"known_{k}.mp4"
+        clip = work / f"known_{k}_{seconds:g}s.mp4"
         if not clip.exists():
-            known_offset_clip(clip, 20.0, k, fps=Fraction(25))
+            known_offset_clip(clip, seconds, k, fps=Fraction(25))
         detector = FixedBoxDetector()
         opts = FaceOptions(min_track=5, min_face_size=10, batch_size=16, detect_every=detect_every)
         result = analyse_video(clip, Layout(work / "known_data", f"k{k}_n{detect_every}"), opts,
@@ -130,6 +149,11 @@ def main() -> int:
     ap.add_argument("--batch_size", type=int, default=16)
     ap.add_argument("--out", default="options.json")
     ap.add_argument("--workdir", default=None, help="keep the workload here (default: a temporary folder)")
+    ap.add_argument("--variants", default=None,
+                    help="comma-separated variant names to run (default: all; the default variant always runs, "
+                         "first)")
+    ap.add_argument("--known_seconds", type=float, default=20.0,
+                    help="length of the known-offset clips (default 20)")
     args = ap.parse_args()
     keep_freed_memory()  # as the scripts do
     with workdir(args.workdir, "syncnet-options-") as work:
@@ -143,9 +167,14 @@ def run(args: argparse.Namespace, work: Path) -> int:
     if not chunk.exists():
         media.cut(video, chunk, 0.0, args.seconds)
     report = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "seconds": args.seconds, "variants": []}
+              "seconds": args.seconds, "known_seconds": args.known_seconds, "variants": []}
+    wanted = None if args.variants is None else {n.strip() for n in args.variants.split(",")} | {"default"}
+    chosen = [v for v in variants(args.device) if wanted is None or v["name"] in wanted]
+    if wanted is not None and len(chosen) != len(wanted):
+        sys.exit(f"options: unknown variant(s) {sorted(wanted - {v['name'] for v in chosen})}; "
+                 f"known: {[v['name'] for v in variants(args.device)]}")
     base = None
-    for v in variants(args.device):
+    for v in chosen:
         row = dict(v)
         row["standin"] = standin_case(chunk, work, weights, args.device, v, args.batch_size)
         if base is None:
@@ -153,7 +182,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
         row["speedup"] = round(base["standin"]["wall_seconds"] / row["standin"]["wall_seconds"], 3)
         row["standin_change"] = compare(base["standin"]["tracks"], row["standin"]["tracks"])
         row["parity"] = parity_case(weights, args.device, v["precision"])
-        row["known_offset"] = known_offset_case(work, v["detect_every"])
+        row["known_offset"] = known_offset_case(work, v["detect_every"], args.known_seconds)
         report["variants"].append(row)
         c, p = row["standin_change"], row["parity"] or {}
         print(f"{v['name']:24} wall {row['standin']['wall_seconds']:7.1f} s  x{row['speedup']:<5}  "

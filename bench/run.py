@@ -9,7 +9,10 @@ then measures two scenarios in this process:
   long:  process_long_video (30 s chunks, 5 s overlap, every output written)
   chunk: run_pipeline.py + run_syncnet.py on the first 30 s (what the scripts do)
 The model floor is the time of the bare network forward passes the run made (S3FD on
-every detected frame, SyncNet on every window), timed around those very calls.
+every detected frame, SyncNet on every window), replayed after the runs with nothing
+else running (bench/floor.py: same shapes, warmed up, freed memory kept, median of
+--replays); `floor_ratio` is wall / that floor.  The same calls timed inside the run,
+where decoding and encoding threads share the cores with them, give `floor_ratio_inrun`.
 With --rss, the long scenario also runs in a fresh process at four times the length
 (and at the length itself, unless --only long made this process a fresh run of it),
 and the ratio of their peak RSS is reported.
@@ -32,39 +35,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from floor import ForwardClock, best_conditions, freed_memory_kept  # noqa: E402
 from workload import make_weights, make_workload, workdir  # noqa: E402
 
 from syncnet import media  # noqa: E402
-from syncnet.allocator import keep_freed_memory  # noqa: E402
+from syncnet.allocator import OPT_OUT, keep_freed_memory  # noqa: E402
 from syncnet.layout import Layout  # noqa: E402
 from syncnet.longvideo import LongVideoOptions, process_long_video  # noqa: E402
 from syncnet.pipeline import FaceOptions, analyse_video, evaluate_tracks  # noqa: E402
 from syncnet.timing import StageTimes  # noqa: E402
-
-
-class ForwardClock:
-    """Wraps a bound forward method and adds up its wall time (synchronising CUDA)."""
-
-    def __init__(self, device: str):
-        self.device = device
-        self.seconds = 0.0
-        self.calls = 0
-        self.items = 0
-
-    def wrap(self, fn, items=lambda x: int(x.shape[0])):
-        """`items(x)` counts what one call computes (frames, windows)."""
-        def timed(x, *args, **kwargs):
-            if self.device.startswith("cuda"):
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            out = fn(x, *args, **kwargs)
-            if self.device.startswith("cuda"):
-                torch.cuda.synchronize()
-            self.seconds += time.perf_counter() - t0
-            self.calls += 1
-            self.items += items(x)
-            return out
-        return timed
 
 
 def peak_rss_mb() -> dict:
@@ -79,12 +58,13 @@ def load(device: str, s3fd_path: Path, syncnet_path: Path):
 
     detector = S3FD(weights=s3fd_path, device=device)
     model = load_syncnet(syncnet_path, device=device)
-    s3fd_clock, sync_clock = ForwardClock(device), ForwardClock(device)
-    detector.net.forward = s3fd_clock.wrap(detector.net.forward)
-    model.forward_lip = sync_clock.wrap(model.forward_lip)
-    # A clip of T frames is T - 4 lip windows (SyncNetModel.forward_lip_clip).
-    model.forward_lip_clip = sync_clock.wrap(model.forward_lip_clip, items=lambda x: int(x.shape[2]) - 4)
-    model.forward_aud = sync_clock.wrap(model.forward_aud)
+    s3fd_clock, sync_clock = ForwardClock("s3fd", device), ForwardClock("syncnet", device)
+    s3fd_clock.wrap(detector.net, "forward")
+    # Windows are counted once, by the lip tower; a clip of T frames is T - 4 lip windows
+    # (SyncNetModel.forward_lip_clip).
+    sync_clock.wrap(model, "forward_lip")
+    sync_clock.wrap(model, "forward_lip_clip", items=lambda x: int(x.shape[2]) - 4)
+    sync_clock.wrap(model, "forward_aud", items=lambda x: 0)
     return detector, model, s3fd_clock, sync_clock
 
 
@@ -102,7 +82,7 @@ def row(name: str, seconds: float, units: float | None, unit: str, video_seconds
 
 
 def scenario_long(video: Path, device: str, weights, batch: int, out_dir: Path,
-                  chunk_preset: str = "veryfast") -> dict:
+                  chunk_preset: str = "veryfast") -> tuple[dict, tuple[ForwardClock, ForwardClock]]:
     detector, model, s3fd_clock, sync_clock = load(device, *weights)
     info = media.probe(video)
     opts = LongVideoOptions(faces=FaceOptions(min_track=5, min_face_size=10, batch_size=batch), visualise=True,
@@ -110,25 +90,21 @@ def scenario_long(video: Path, device: str, weights, batch: int, out_dir: Path,
     t0 = time.perf_counter()
     summary = process_long_video(video, out_dir, opts, detector, model, force=True)
     wall = time.perf_counter() - t0
-    floor = s3fd_clock.seconds + sync_clock.seconds
     t = summary["timings"]
     frames = summary["detector_frames"]
     stages = [row(k, v, frames if k in ("decode", "detect", "scenes") else None, "frames/s", info.duration)
               for k, v in t.items() if k not in ("total", "detector_frames_this_run")]
-    stages += [row("model floor: S3FD forward", s3fd_clock.seconds, s3fd_clock.items, "frames/s", info.duration),
-               row("model floor: SyncNet forward", sync_clock.seconds, sync_clock.items / 2, "windows/s",
-                   info.duration),
-               row("total", wall, frames, "frames/s", info.duration)]
-    return {"video_seconds": info.duration, "wall_seconds": round(wall, 3), "floor_seconds": round(floor, 3),
-            "floor_ratio": round(wall / floor, 4) if floor else None,
+    stages += [row("total", wall, frames, "frames/s", info.duration)]
+    return {"video_seconds": info.duration, "wall_seconds": round(wall, 3),
             "detector_frames": frames, "source_frames": summary["source_frames"],
             "detector_frames_ratio": round(frames / summary["source_frames"], 4),
-            "syncnet_windows": sync_clock.items // 2, "realtime_factor": round(info.duration / wall, 3),
+            "syncnet_windows": sync_clock.items, "realtime_factor": round(info.duration / wall, 3),
             "chunks": summary["totals"]["chunks"], "tracks": sum(len(c["tracks"]) for c in summary["chunks"]),
-            "stages": stages, "peak_rss": peak_rss_mb()}
+            "stages": stages, "peak_rss": peak_rss_mb()}, (s3fd_clock, sync_clock)
 
 
-def scenario_chunk(video: Path, device: str, weights, batch: int, work: Path) -> dict:
+def scenario_chunk(video: Path, device: str, weights, batch: int,
+                   work: Path) -> tuple[dict, tuple[ForwardClock, ForwardClock]]:
     """run_pipeline.py + run_syncnet.py on the first 30 s, as the scripts run them (models preloaded)."""
     chunk = work / "chunk30.mp4"
     media.cut(video, chunk, 0.0, 30.0)
@@ -140,15 +116,44 @@ def scenario_chunk(video: Path, device: str, weights, batch: int, work: Path) ->
     with times.stage("run_syncnet"):
         results = evaluate_tracks(layout, model)
     wall = time.perf_counter() - t0
-    floor = s3fd_clock.seconds + sync_clock.seconds
     duration = media.probe(chunk).duration
     stages = [row(k, v, None, "", duration) for k, v in times.items()]
-    stages += [row("model floor: S3FD forward", s3fd_clock.seconds, s3fd_clock.items, "frames/s", duration),
-               row("model floor: SyncNet forward", sync_clock.seconds, sync_clock.items / 2, "windows/s", duration),
-               row("total", wall, s3fd_clock.items, "frames/s", duration)]
-    return {"video_seconds": duration, "wall_seconds": round(wall, 3), "floor_seconds": round(floor, 3),
-            "floor_ratio": round(wall / floor, 4) if floor else None, "tracks": len(results),
-            "realtime_factor": round(duration / wall, 3), "stages": stages}
+    stages += [row("total", wall, s3fd_clock.items, "frames/s", duration)]
+    return {"video_seconds": duration, "wall_seconds": round(wall, 3), "tracks": len(results),
+            "realtime_factor": round(duration / wall, 3), "stages": stages}, (s3fd_clock, sync_clock)
+
+
+NETWORKS = {"s3fd": ("S3FD", "frames"), "syncnet": ("SyncNet", "windows")}
+
+
+def add_floor(res: dict, clocks: tuple[ForwardClock, ForwardClock], replays: int) -> None:
+    """The floor of one scenario, in the run and replayed alone (`replays` 0: in the run only),
+    into its report: ratios, seconds and per-frame rates per network, the passes made."""
+    wall, duration = res["wall_seconds"], res["video_seconds"]
+    networks, rows = {}, []
+    for clock in clocks:
+        label, unit = NETWORKS[clock.network]
+        alone = clock.replay(replays) if replays > 0 else {"seconds": None, "replays": [], "calls": None}
+        iso = alone["seconds"]
+        networks[clock.network] = {
+            "calls": clock.calls, "replayed_calls": alone["calls"], unit: clock.items,
+            "inrun_seconds": round(clock.seconds, 3),
+            "isolated_seconds": None if iso is None else round(iso, 3),
+            "replay_seconds": [round(x, 3) for x in alone["replays"]],
+            f"inrun_{unit}_per_s": round(clock.items / clock.seconds, 2) if clock.seconds > 0 else None,
+            f"isolated_{unit}_per_s": round(clock.items / iso, 2) if iso else None,
+            "passes": clock.passes_json()}
+        rows.append(row(f"model floor in run: {label}", clock.seconds, clock.items, f"{unit}/s", duration))
+        if iso is not None:
+            rows.append(row(f"model floor alone: {label}", iso, clock.items, f"{unit}/s", duration))
+    res["stages"][-1:-1] = rows  # before "total"
+    inrun = sum(c.seconds for c in clocks)
+    isolated = None if replays <= 0 else sum(n["isolated_seconds"] for n in networks.values())
+    res["floor_seconds"] = None if isolated is None else round(isolated, 3)
+    res["floor_seconds_inrun"] = round(inrun, 3)
+    res["floor_ratio"] = round(wall / isolated, 4) if isolated else None
+    res["floor_ratio_inrun"] = round(wall / inrun, 4) if inrun else None
+    res["networks"] = networks
 
 
 def rss_in_subprocess(minutes: float, args) -> float:
@@ -156,15 +161,26 @@ def rss_in_subprocess(minutes: float, args) -> float:
         out = Path(tmp) / "r.json"
         subprocess.run([sys.executable, __file__, "--minutes", str(minutes), "--device", args.device,
                         "--batch_size", str(args.batch_size), "--only", "long", "--workdir", args.workdir,
-                        "--chunk_preset", args.chunk_preset,
+                        "--chunk_preset", args.chunk_preset, "--replays", "0",  # only the peak is read
                         "--out", str(out)], check=True)
         return json.loads(out.read_text())["long"]["peak_rss"]["self_mb"]
 
 
+def progress(name: str, res: dict, clocks: tuple[ForwardClock, ForwardClock]) -> None:
+    """The in-run figures as soon as a scenario ends: the replays take about 3x the floor."""
+    inrun = sum(c.seconds for c in clocks)
+    ratio = f"{res['wall_seconds'] / inrun:.4f}" if inrun else "-"
+    print(f"{name}: wall {res['wall_seconds']:.1f} s, floor in the run {inrun:.1f} s "
+          f"(S3FD {clocks[0].seconds:.1f} + SyncNet {clocks[1].seconds:.1f}), ratio {ratio}", flush=True)
+
+
 def print_table(name: str, res: dict) -> None:
+    alone = "not replayed" if res["floor_seconds"] is None else f"{res['floor_seconds']:.1f} s alone"
     print(f"\n== {name}: {res['video_seconds']:.1f} s of video, wall {res['wall_seconds']:.1f} s, "
-          f"floor {res['floor_seconds']:.1f} s, floor ratio {res['floor_ratio']}, "
-          f"realtime x{res['realtime_factor']}")
+          f"realtime x{res['realtime_factor']}\n"
+          f"   floor {alone}, {res['floor_seconds_inrun']:.1f} s in the run; "
+          f"floor ratio {res['floor_ratio']} (in the run {res['floor_ratio_inrun']}); "
+          f"freed memory kept: run {res['keep_freed_memory']}, replay {res['keep_freed_memory_alone']}")
     print(f"{'stage':32} {'seconds':>9} {'rate':>10} {'unit':10} {'x realtime':>10}")
     for r in res["stages"]:
         rate = "" if r["rate"] is None else f"{r['rate']:.2f}"
@@ -174,7 +190,7 @@ def print_table(name: str, res: dict) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--minutes", type=float, default=3.0)
+    ap.add_argument("--minutes", type=float, default=3.0, help="length of the workload (fractions allowed)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default="bench.json")
     ap.add_argument("--batch_size", type=int, default=16, help="detector batch (default 16)")
@@ -183,6 +199,9 @@ def main() -> int:
     ap.add_argument("--workdir", default=None, help="keep the workload here (default: a temporary folder)")
     ap.add_argument("--chunk_preset", default="veryfast",
                     help="x264 preset of the long job's chunk files (process_long_video.py's option)")
+    ap.add_argument("--replays", type=int, default=3,
+                    help="replays of the forward passes alone, for the floor (median; default 3; "
+                         "0: floor in the run only)")
     args = ap.parse_args()
     with workdir(args.workdir, "syncnet-bench-") as work:
         args.workdir = str(work)  # the --rss runs share the workload
@@ -194,20 +213,36 @@ def run(args: argparse.Namespace, work: Path) -> int:
     video = make_workload(work, args.minutes)
     report = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
               "cpu_count": os.cpu_count(), "minutes": args.minutes, "batch_size": args.batch_size,
-              "chunk_preset": args.chunk_preset}
+              "chunk_preset": args.chunk_preset, "replays": args.replays,
+              OPT_OUT: os.environ.get(OPT_OUT)}
     if args.device.startswith("cuda"):
         report["gpu"] = torch.cuda.get_device_name(0)
     report["decode_only_fps"] = round(decode_rate(video), 1)
     # Each scenario runs with the memory setting its scripts use (syncnet/allocator.py):
     # glibc's defaults for process_long_video.py, freed memory kept for run_pipeline.py and
     # run_syncnet.py; SYNCNET_KEEP_FREED_MEMORY=0/1 sets both.  Once kept it stays kept in
-    # this process, so the long job runs first.
+    # this process, so the long job runs first, and the replays (memory kept) come last.
+    clocks = {}
     if args.only in (None, "long"):
-        kept = keep_freed_memory(default=False)
-        report["long"] = scenario_long(video, args.device, weights, args.batch_size, work / "long_out",
-                                       args.chunk_preset)
+        keep_freed_memory(default=False)
+        report["long"], clocks["long"] = scenario_long(video, args.device, weights, args.batch_size,
+                                                       work / "long_out", args.chunk_preset)
+        report["long"]["keep_freed_memory"] = freed_memory_kept()
+        progress("long", report["long"], clocks["long"])
+    if args.only in (None, "chunk"):
+        keep_freed_memory(default=True)
+        report["chunk"], clocks["chunk"] = scenario_chunk(video, args.device, weights, args.batch_size, work)
+        report["chunk"]["keep_freed_memory"] = freed_memory_kept()
+        progress("chunk", report["chunk"], clocks["chunk"])
+    with best_conditions() as kept:
+        for name, pair in clocks.items():
+            if args.replays > 0:
+                print(f"{name}: replaying {sum(c.calls for c in pair)} forward passes alone, "
+                      f"{args.replays} times", flush=True)
+            add_floor(report[name], pair, args.replays)
+            report[name]["keep_freed_memory_alone"] = kept if args.replays > 0 else None
+    if "long" in report:
         long = report["long"]
-        long["keep_freed_memory"] = kept
         long["pipeline_fps"] = round(long["source_frames"] / long["wall_seconds"], 2)
         long["share_of_decode_rate"] = round(long["pipeline_fps"] / report["decode_only_fps"], 4)
         print_table(f"process_long_video, {args.minutes:g} min", long)
@@ -215,13 +250,11 @@ def run(args: argparse.Namespace, work: Path) -> int:
               f"{long['detector_frames_ratio']}")
         print(f"decode-only rate {report['decode_only_fps']} fps; pipeline {long['pipeline_fps']} fps "
               f"({100 * long['share_of_decode_rate']:.1f}% of it)")
-    if args.only in (None, "chunk"):
-        kept = keep_freed_memory(default=True)
-        report["chunk"] = scenario_chunk(video, args.device, weights, args.batch_size, work)
-        report["chunk"]["keep_freed_memory"] = kept
+    if "chunk" in report:
         print_table("run_pipeline + run_syncnet, one 30 s chunk", report["chunk"])
-    report["floor_ratio"] = report.get("long", report.get("chunk", {})).get("floor_ratio")
-    report["realtime_factor"] = report.get("long", report.get("chunk", {})).get("realtime_factor")
+    main_scenario = report.get("long", report.get("chunk", {}))
+    for key in ("floor_ratio", "floor_ratio_inrun", "realtime_factor"):
+        report[key] = main_scenario.get(key)
     report["detector_frames_ratio"] = report.get("long", {}).get("detector_frames_ratio")
     report["rss_ratio"] = None
     if args.rss:

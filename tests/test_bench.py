@@ -1,0 +1,128 @@
+"""The benchmarks: the forward clock and its replay (bench/floor.py), and a smoke run of
+bench/run.py and bench/options.py on a second or two of video, so that a broken bench
+is caught before someone spends an hour measuring with it."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import statistics
+import subprocess
+import sys
+import threading
+
+import pytest
+import torch
+
+from tests.conftest import MEDIA, PARITY, REPO
+
+_spec = importlib.util.spec_from_file_location("bench_floor", REPO / "bench" / "floor.py")
+floor = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(floor)
+ForwardClock = floor.ForwardClock
+
+needs_shared = pytest.mark.skipif(not (PARITY / "make_weights.py").exists() or not MEDIA.exists(),
+                                  reason="../shared (stand-in weights maker, clips) is not present")
+
+
+class Net(torch.nn.Module):
+    """Records the strides of what it is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.seen: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+
+    def forward(self, x):
+        self.seen.append((tuple(x.shape), tuple(x.stride())))
+        return self.conv(x)
+
+
+def test_clock_counts_calls_from_many_threads_and_replays_the_same_passes():
+    net = Net()
+    clock = ForwardClock("net", "cpu")
+    clock.wrap(net, "forward")
+    wide = torch.rand(2, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    small = torch.rand(1, 3, 6, 6)
+
+    def work():
+        with torch.inference_mode():
+            for i in range(25):
+                net(wide if i % 5 else small)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert clock.calls == 200 and clock.items == 160 * 2 + 40 * 1
+    assert sorted(clock.passes.values()) == [40, 160]
+    in_run = list(net.seen)
+    net.seen.clear()
+    alone = clock.replay(3)
+    assert alone["calls"] == 200 and alone["passes"] == clock.passes
+    assert len(alone["replays"]) == 3 and alone["seconds"] == statistics.median(alone["replays"]) > 0
+    # one untimed warm-up call per distinct pass, then 3 replays; same shapes and layouts (channels-last kept)
+    assert len(net.seen) == 2 + 3 * 200 and set(net.seen) == set(in_run)
+
+
+def smoke(script: str, *args: str, tmp) -> dict:
+    out = tmp / f"{script}.json"
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / script), "--device", "cpu", "--out", str(out),
+                           "--workdir", str(tmp / "work"), *args], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def bench_tmp(tmp_path_factory):
+    return tmp_path_factory.mktemp("bench")  # one workdir: the stand-in weights are made once
+
+
+@needs_shared
+def test_run_py_reports_the_floor_alone_and_in_the_run(bench_tmp):
+    r = smoke("run.py", "--minutes", "0.01", tmp=bench_tmp)
+    for key in ("floor_ratio", "floor_ratio_inrun", "realtime_factor", "detector_frames_ratio", "rss_ratio",
+                "decode_only_fps", "replays", "SYNCNET_KEEP_FREED_MEMORY"):
+        assert key in r, key
+    assert r["floor_ratio"] == r["long"]["floor_ratio"] and r["replays"] == 3
+    for name in ("long", "chunk"):
+        s = r[name]
+        for key in ("wall_seconds", "floor_seconds", "floor_seconds_inrun", "floor_ratio", "floor_ratio_inrun",
+                    "keep_freed_memory", "keep_freed_memory_alone", "networks", "stages"):
+            assert key in s, (name, key)
+        assert isinstance(s["keep_freed_memory"], bool) and isinstance(s["keep_freed_memory_alone"], bool)
+        assert s["floor_seconds"] > 0, name
+        if name == "long":
+            # Its wall holds much beside the networks (x264, crops, drawing: 1.5x the floor
+            # here).  The 0.6 s chunk's wall is one S3FD batch and little else, so the noise
+            # of a shared machine (2x seen) decides which of the two is larger.
+            assert s["floor_seconds"] < s["wall_seconds"]
+        assert s["floor_ratio"] == pytest.approx(s["wall_seconds"] / s["floor_seconds"], rel=1e-3)
+        assert s["floor_ratio_inrun"] == pytest.approx(s["wall_seconds"] / s["floor_seconds_inrun"], rel=1e-3)
+        nets = s["networks"]
+        assert set(nets) == {"s3fd", "syncnet"}
+        assert s["floor_seconds"] == pytest.approx(sum(n["isolated_seconds"] for n in nets.values()), abs=2e-3)
+        for net, n in nets.items():
+            assert n["replayed_calls"] == n["calls"] == sum(p["calls"] for p in n["passes"]), (name, net)
+            assert len(n["replay_seconds"]) == 3
+            assert n["isolated_seconds"] == pytest.approx(statistics.median(n["replay_seconds"]), abs=2e-3)
+        assert nets["s3fd"]["calls"] > 0 and nets["s3fd"]["isolated_frames_per_s"] > 0
+        assert nets["s3fd"]["inrun_frames_per_s"] > 0
+        assert {p["network"] for p in nets["s3fd"]["passes"]} == {"s3fd"}
+    assert r["long"]["networks"]["s3fd"]["frames"] == r["long"]["detector_frames"]
+    sync = r["long"]["networks"]["syncnet"]  # the long job's min_track 5 keeps a track of 0.6 s
+    assert sync["calls"] > 0 and sync["windows"] == r["long"]["syncnet_windows"] > 0
+    assert sync["isolated_windows_per_s"] > 0 and sync["inrun_windows_per_s"] > 0
+    assert {p["method"] for p in sync["passes"]} == {"forward_lip_clip", "forward_aud"}
+
+
+@needs_shared
+def test_options_py_warms_up_and_compares_with_the_default(bench_tmp):
+    r = smoke("options.py", "--seconds", "1", "--known_seconds", "3", "--variants", "detect_every 2",
+              tmp=bench_tmp)
+    assert [v["name"] for v in r["variants"]] == ["default", "detect_every 2"]
+    for v in r["variants"]:
+        assert v["standin"]["warm_up_seconds"] > 0 and v["standin"]["wall_seconds"] > 0
+        assert v["speedup"] > 0 and "standin_change" in v
+        assert [v["known_offset"][k]["offset"] for k in ("-5", "0", "7")] == [-5, 0, 7]
+    assert r["variants"][0]["speedup"] == 1.0
