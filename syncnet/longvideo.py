@@ -469,7 +469,8 @@ class LongVideoJob:
         frames = None
         try:
             if retry:
-                log.warning("retrying %d failed chunks with their saved detections", len(retry))
+                log.warning("retrying %d failed chunk%s with their saved detections", len(retry),
+                            "" if len(retry) == 1 else "s")
             for chunk in retry:
                 self._run_chunk(chunk, _window_from_state(self._windows[chunk.index]), ranges[chunk.index][0],
                                 summary)

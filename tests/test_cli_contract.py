@@ -336,10 +336,11 @@ def test_unwritable_chunk_is_recorded_and_the_others_kept(unwritable_run, failed
 
 
 def test_unwritable_chunk_is_one_line_on_stderr(unwritable_run):
-    """Without -v an unexpected error in a chunk is still one line on stderr (besides the resume notice)."""
+    """Without -v an unexpected error in a chunk is still one line on stderr (besides the resume and
+    retry notices)."""
     proc = unwritable_run["proc"]
     assert "Traceback" not in proc.stderr
-    err = [ln for ln in lines(proc.stderr) if not ln.startswith("resuming")]
+    err = [ln for ln in lines(proc.stderr) if not ln.startswith(("resuming", "retrying"))]
     assert len(err) == 1 and err[0].startswith("chunk_001 failed"), proc.stderr
 
 

@@ -220,12 +220,15 @@ CASES = [
 
 
 def _earlier_outputs(out: Path, data: Path) -> None:
-    """What an earlier run left: chunks, their list, a summary, one reference's files."""
+    """What an earlier run left: chunks, their list, a file of notes, one reference's files.
+
+    (Not a fake processing_summary.json: conftest checks every summary the tests leave
+    against its schema, and a refused run touches no file, whatever its name.)"""
     out.mkdir()
     (out / "chunk_000.mp4").write_bytes(b"an earlier chunk")
     (out / "chunks.json").write_text(json.dumps({"source": "x.mp4", "chunks": [{"index": 0,
                                                                                   "file": "chunk_000.mp4"}]}))
-    (out / "processing_summary.json").write_text('{"earlier": true}')
+    (out / "notes.json").write_text('{"earlier": true}')
     for sub, name in (("pyavi", "video.avi"), ("pycrop", "00000.avi"), ("pywork", "offsets.txt")):
         (data / sub / "r").mkdir(parents=True)
         (data / sub / "r" / name).write_bytes(f"earlier {name}".encode())
