@@ -44,58 +44,33 @@ def _number(text: str, kind: type) -> float | int:
     return value
 
 
-def finite_float(text: str) -> float:
-    return _number(text, float)
+def _checked(kind: type, ok: Callable[[float], bool], rule: str, name: str) -> Callable[[str], float | int]:
+    """An argparse `type=` that parses a finite `kind` and refuses values for which `ok` is false."""
+    def parse(text: str) -> float | int:
+        value = _number(text, kind)
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{rule}, got {text!r}")
+        return value
+    parse.__name__ = name
+    return parse
 
 
-def positive_float(text: str) -> float:
-    value = _number(text, float)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    value = _number(text, float)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text!r}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    value = _number(text, int)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = _number(text, int)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text!r}")
-    return value
+finite_float = _checked(float, lambda v: True, "", "finite_float")
+positive_float = _checked(float, lambda v: v > 0, "must be positive", "positive_float")
+non_negative_float = _checked(float, lambda v: v >= 0, "must not be negative", "non_negative_float")
+positive_int = _checked(int, lambda v: v > 0, "must be a positive integer", "positive_int")
+non_negative_int = _checked(int, lambda v: v >= 0, "must not be negative", "non_negative_int")
 
 
 def int_range(lo: int, hi: int) -> Callable[[str], int]:
     """An integer in [lo, hi]."""
-    def parse(text: str) -> int:
-        value = _number(text, int)
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"must be between {lo} and {hi}, got {text!r}")
-        return value
-    parse.__name__ = f"integer in [{lo}, {hi}]"
-    return parse
+    return _checked(int, lambda v: lo <= v <= hi, f"must be between {lo} and {hi}", f"integer in [{lo}, {hi}]")
 
 
 def float_range(lo: float, hi: float) -> Callable[[str], float]:
     """A finite number in [lo, hi]."""
-    def parse(text: str) -> float:
-        value = _number(text, float)
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"must be between {lo:g} and {hi:g}, got {text!r}")
-        return value
-    parse.__name__ = f"number in [{lo:g}, {hi:g}]"
-    return parse
+    return _checked(float, lambda v: lo <= v <= hi, f"must be between {lo:g} and {hi:g}",
+                    f"number in [{lo:g}, {hi:g}]")
 
 
 def add_verbose(parser: argparse.ArgumentParser) -> None:
