@@ -40,9 +40,10 @@ from workload import SHARED, make_weights, make_workload, workdir  # noqa: E402
 
 from syncnet import evaluate_sync, load_syncnet, media  # noqa: E402
 from syncnet.allocator import keep_freed_memory  # noqa: E402
+from syncnet.analysis import analyse_video  # noqa: E402
 from syncnet.evaluate import embed_windows  # noqa: E402
 from syncnet.layout import Layout  # noqa: E402
-from syncnet.pipeline import FaceOptions, analyse_video  # noqa: E402
+from syncnet.options import FaceOptions  # noqa: E402
 
 
 def variants(device: str) -> list[dict]:

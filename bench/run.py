@@ -40,10 +40,12 @@ from workload import make_weights, make_workload, workdir  # noqa: E402
 
 from syncnet import media  # noqa: E402
 from syncnet.allocator import OPT_OUT, keep_freed_memory  # noqa: E402
+from syncnet.analysis import analyse_video  # noqa: E402
+from syncnet.jobs.longvideo import LongVideoOptions, process_long_video  # noqa: E402
 from syncnet.layout import Layout  # noqa: E402
-from syncnet.longvideo import LongVideoOptions, process_long_video  # noqa: E402
-from syncnet.pipeline import FaceOptions, analyse_video, evaluate_tracks  # noqa: E402
+from syncnet.options import FaceOptions  # noqa: E402
 from syncnet.timing import StageTimes  # noqa: E402
+from syncnet.trackfile import evaluate_tracks  # noqa: E402
 
 
 def peak_rss_mb() -> dict:

@@ -17,8 +17,8 @@ _LAZY = {
     "track_shot": "tracking",
     "crop_track": "cropping", "CropResult": "cropping", "TrackCropper": "cropping",
     "SceneDetector": "scenes", "detect_scenes": "scenes",
-    "FaceOptions": "pipeline", "analyse_video": "pipeline",
-    "LongVideoOptions": "longvideo", "process_long_video": "longvideo",
+    "FaceOptions": "options", "analyse_video": "analysis",
+    "LongVideoOptions": "jobs.longvideo", "process_long_video": "jobs.longvideo",
     "resolve_weights": "weights",
     "keep_freed_memory": "allocator",
 }

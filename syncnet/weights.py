@@ -280,7 +280,7 @@ def _cmd_where(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m syncnet.weights download|ensure|where [--dest DIR]`: exit 0, or 2 with one line."""
-    from .cli import ArgumentParser, add_verbose, run_main
+    from ._cli.common import ArgumentParser, add_verbose, run_main
 
     parser = ArgumentParser(prog="python -m syncnet.weights",
                                      description="Fetch the published SyncNet and S3FD weights.")

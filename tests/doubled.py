@@ -3,7 +3,7 @@
     python tests/doubled.py process_long_video.py --input_video ... --output_dir ...
 
 The script runs as it is (argument parsing, output lock, exit codes, stderr), only
-`syncnet.cli.load_models` hands out `FixedBoxDetector` and `BrightnessLoudnessSyncNet`,
+`syncnet._cli.models.load_models` hands out `FixedBoxDetector` and `BrightnessLoudnessSyncNet`,
 so job-level fault tests need no weights and little CPU.  Environment knobs:
 SYNCNET_TEST_DETECT_SLEEP: seconds each detector batch sleeps (to interrupt a run);
 SYNCNET_TEST_FAIL_CHUNK: a chunk name whose analysis raises RuntimeError.
@@ -19,8 +19,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import syncnet.cli  # noqa: E402
-import syncnet.longvideo  # noqa: E402
+import syncnet._cli.models  # noqa: E402
+import syncnet.jobs.longvideo  # noqa: E402
 from tests.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector  # noqa: E402
 
 
@@ -34,17 +34,17 @@ def load_models(*args, **kwargs):
     return SlowDetector(), BrightnessLoudnessSyncNet()
 
 
-syncnet.cli.load_models = load_models
+syncnet._cli.models.load_models = load_models
 _fail = os.environ.get("SYNCNET_TEST_FAIL_CHUNK")
 if _fail:
-    _analyse_chunk = syncnet.longvideo.LongVideoJob._analyse_chunk
+    _analyse_chunk = syncnet.jobs.longvideo.LongVideoJob._analyse_chunk
 
     def failing(self, chunk, window, a, out):
         if chunk.name == _fail:
             raise RuntimeError(f"planted failure of {chunk.name}")
         return _analyse_chunk(self, chunk, window, a, out)
 
-    syncnet.longvideo.LongVideoJob._analyse_chunk = failing
+    syncnet.jobs.longvideo.LongVideoJob._analyse_chunk = failing
 
 script = str(REPO / sys.argv[1])
 sys.argv = [script, *sys.argv[2:]]

@@ -9,8 +9,8 @@ from fractions import Fraction
 
 import pytest
 
-from syncnet.batch import Serialised, process_folder
-from syncnet.pipeline import FaceOptions
+from syncnet.jobs.batch import Serialised, process_folder
+from syncnet.options import FaceOptions
 from tests.conftest import REPO
 from tests.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, known_offset_clip
 

@@ -16,9 +16,11 @@ import pickle
 import numpy as np
 import pytest
 
+from syncnet.analysis import analyse_video
+from syncnet.jobs.longvideo import LongVideoOptions, process_long_video
 from syncnet.layout import Layout
-from syncnet.longvideo import LongVideoOptions, process_long_video
-from syncnet.pipeline import FaceOptions, analyse_video, evaluate_tracks
+from syncnet.options import FaceOptions
+from syncnet.trackfile import evaluate_tracks
 from tests.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, known_offset_clip
 
 RTOL = 1e-5

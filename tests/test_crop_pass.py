@@ -8,10 +8,12 @@ import subprocess
 import numpy as np
 import pytest
 
-from syncnet import media, pipeline
+from syncnet import analysis, media, trackfile
+from syncnet.analysis import analyse_video
+from syncnet.croppass import CROP_FLUSH, crop_tracks
 from syncnet.errors import InputError
 from syncnet.layout import Layout
-from syncnet.pipeline import CROP_FLUSH, FaceOptions, analyse_video, crop_tracks
+from syncnet.options import FaceOptions
 
 
 class DriftingFacesDetector:
@@ -38,13 +40,13 @@ def test_region_and_whole_frames_give_the_same_crops(media_dir, tmp_path, monkey
     clip = media_dir / "talking_25fps_a.mp4"
     opts = FaceOptions(min_track=10, min_face_size=20)
     regions = []
-    real_crop_region = pipeline.crop_region
+    real_crop_region = analysis.crop_region
 
     def spy(*args):
         regions.append(real_crop_region(*args))
         return regions[-1]
 
-    monkeypatch.setattr(pipeline, "crop_region", spy)
+    monkeypatch.setattr(analysis, "crop_region", spy)
     # run_pipeline: detection pass, then a crop pass over the region only.
     narrow = analyse_video(clip, Layout(tmp_path / "a", "r"), opts, detector=DriftingFacesDetector())
     # The long job's form (shared detections, video.avi written by the crop pass), both ways.
@@ -111,7 +113,7 @@ def test_a_failed_crop_pass_leaves_no_half_written_crop_video(media_dir, tmp_pat
     assert not list((tmp_path / "bad").rglob("*.avi"))
 
 
-@pytest.mark.parametrize("read_ahead", [pipeline.READ_AHEAD_BYTES, 0])
+@pytest.mark.parametrize("read_ahead", [trackfile.READ_AHEAD_BYTES, 0])
 def test_run_syncnet_reads_the_next_track_ahead_with_the_same_results(media_dir, tmp_path, monkeypatch,
                                                                       read_ahead):
     """run_syncnet.py decodes track k+1 while SyncNet runs on track k (only if it is small):
@@ -124,14 +126,14 @@ def test_run_syncnet_reads_the_next_track_ahead_with_the_same_results(media_dir,
     files = layout.track_videos()
     assert len(files) == 2
     model = BrightnessLoudnessSyncNet()
-    alone = [pipeline.evaluate_track_file(f, model) for f in files]
-    monkeypatch.setattr(pipeline, "READ_AHEAD_BYTES", read_ahead)
+    alone = [trackfile.evaluate_track_file(f, model) for f in files]
+    monkeypatch.setattr(trackfile, "READ_AHEAD_BYTES", read_ahead)
     reports: list[str] = []
-    together = pipeline.evaluate_tracks(layout, model, report=reports.append)
+    together = trackfile.evaluate_tracks(layout, model, report=reports.append)
     assert [r.offset for r in together] == [r.offset for r in alone]
     for a, b in zip(alone, together):
         assert np.array_equal(a.dists, b.dists) and a.confidence == b.confidence
-    assert reports == [pipeline.sync_report(r) for r in alone]
+    assert reports == [trackfile.sync_report(r) for r in alone]
     assert (layout.work_dir / "offsets.txt").read_text().count("TRACK") == 2
 
 
@@ -147,5 +149,5 @@ def test_a_bad_track_file_fails_at_its_turn(media_dir, tmp_path):
     silent.replace(second)
     reports: list[str] = []
     with pytest.raises(InputError, match="no audio stream"):
-        pipeline.evaluate_tracks(layout, BrightnessLoudnessSyncNet(), report=reports.append)
+        trackfile.evaluate_tracks(layout, BrightnessLoudnessSyncNet(), report=reports.append)
     assert len(reports) == 1  # the first track was evaluated and reported before the error

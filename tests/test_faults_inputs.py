@@ -362,7 +362,7 @@ def test_split_long_piece_bounds(length, min_chunk, max_chunk):
 
 
 def test_long_job_records_max_chunk_and_guards_its_options():
-    from syncnet.longvideo import LongVideoOptions
+    from syncnet.jobs.longvideo import LongVideoOptions
 
     assert LongVideoOptions(chunking="silence", max_chunk=45.0).result_parameters()["max_chunk"] == 45.0
     assert "max_chunk" not in LongVideoOptions(chunking="time").result_parameters()
@@ -436,7 +436,7 @@ def test_help_and_readme_agree_on_video_utils_exit_codes():
 
 def test_warnings_go_above_progress_bars(tmp_path):
     """A warning during a bar starts its own line instead of continuing the bar's."""
-    code = ("import logging, sys; from tqdm import tqdm; from syncnet.cli import run_main\n"
+    code = ("import logging, sys; from tqdm import tqdm; from syncnet._cli.common import run_main\n"
             "def main(args):\n"
             "    bar = tqdm(total=3, file=sys.stderr, desc='detecting')\n"
             "    bar.update(1); logging.getLogger('syncnet.pipeline').warning('no face tracks found in x.mp4')\n"

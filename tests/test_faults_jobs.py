@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from syncnet.batch import process_folder
+from syncnet.jobs.batch import process_folder
+from syncnet.jobs.longvideo import LongVideoOptions, process_long_video
 from syncnet.layout import Layout, staged
-from syncnet.longvideo import LongVideoOptions, process_long_video
+from syncnet.options import FaceOptions
 from syncnet.outlock import LOCK_NAME, OutputInUse, output_lock
-from syncnet.pipeline import FaceOptions
 from syncnet.results import best_track, min_windows, part_path
 from tests.conftest import REPO
 from tests.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, known_offset_clip
@@ -251,7 +251,7 @@ def test_failed_chunk_is_one_line_and_its_retry_needs_no_detection(src, clean, t
 def test_failed_chunk_detections_survive_a_kill_before_the_retry(src, clean, tmp_path, monkeypatch):
     """The failed chunk's detections stay in the checkpoint while detection goes on past it:
     a rerun redoes it (and whatever was pending) without detecting its frames again."""
-    import syncnet.longvideo as lv
+    import syncnet.jobs.longvideo as lv
 
     out = tmp_path / "out"
     real = lv.LongVideoJob._analyse_chunk

@@ -11,8 +11,8 @@ from fractions import Fraction
 
 import pytest
 
-from syncnet.longvideo import LongVideoOptions, process_long_video
-from syncnet.pipeline import FaceOptions
+from syncnet.jobs.longvideo import LongVideoOptions, process_long_video
+from syncnet.options import FaceOptions
 from tests.conftest import REPO
 from tests.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, known_offset_clip
 
@@ -135,7 +135,7 @@ def test_resume_after_sigkill(tmp_path):
         f"sys.path.insert(0, {str(REPO)!r})\n"
         "from tests.test_longvideo import options\n"
         "from tests.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector\n"
-        "from syncnet.longvideo import process_long_video\n"
+        "from syncnet.jobs.longvideo import process_long_video\n"
         "import time\n"
         "class Slow(FixedBoxDetector):\n"
         "    def detect_batch(self, images, conf_th=0.9, scale=0.25):\n"

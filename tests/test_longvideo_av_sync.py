@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from syncnet import media
-from syncnet.longvideo import LongVideoOptions, process_long_video
-from syncnet.pipeline import FaceOptions
+from syncnet.jobs.longvideo import LongVideoOptions, process_long_video
+from syncnet.options import FaceOptions
 from tests.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, known_offset_clip
 
 

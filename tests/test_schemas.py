@@ -14,9 +14,9 @@ import shutil
 
 import pytest
 
-from syncnet.batch import process_folder
-from syncnet.longvideo import LongVideoOptions, process_long_video
-from syncnet.pipeline import FaceOptions
+from syncnet.jobs.batch import process_folder
+from syncnet.jobs.longvideo import LongVideoOptions, process_long_video
+from syncnet.options import FaceOptions
 from tests.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, known_offset_clip
 from tests.schemas import SummaryError, check_tree, summary_errors, validate_summary
 

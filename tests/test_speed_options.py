@@ -11,8 +11,9 @@ import pytest
 import torch
 from scipy.io import wavfile
 
+from syncnet.detection import Detections, FrameDetector
 from syncnet.errors import InputError
-from syncnet.pipeline import Detections, FaceOptions, FrameDetector
+from syncnet.options import FaceOptions
 from syncnet.precision import check_precision
 from tests.conftest import REPO
 
@@ -54,7 +55,7 @@ def test_a_resumed_run_holds_the_boxes_it_had():
     det = FrameNumberDetector()
     d = Detections()
     d.add_batch(FrameDetector(det, FaceOptions(detect_every=3))(numbered_frames(0, 8), 0))
-    from syncnet.longvideo import _held_boxes
+    from syncnet.jobs.longvideo import _held_boxes
 
     held = _held_boxes(d, 8, 3)  # frames 6 and 7 held frame 6's box
     assert held is not None and int(held[0, 0]) == 6
@@ -122,7 +123,7 @@ def test_fp16_on_the_cpu_is_one_clear_line(tmp_path, syncnet_weights):
 
 
 def test_detect_every_is_a_recorded_parameter():
-    from syncnet.longvideo import LongVideoOptions
+    from syncnet.jobs.longvideo import LongVideoOptions
 
     default = LongVideoOptions().result_parameters()
     assert not {"detect_every", "precision", "chunk_preset"} & set(default)

@@ -16,13 +16,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from . import __version__
-from .allocator import release_freed_memory
-from .errors import InputError, SyncNetError
-from .layout import Layout
-from .outlock import output_lock
-from .pipeline import FaceOptions, analyse_video, speed_parameters
-from .results import error_line, min_windows, track_record, write_json_atomic
+from .. import __version__
+from ..allocator import release_freed_memory
+from ..analysis import analyse_video
+from ..errors import InputError, SyncNetError
+from ..layout import Layout
+from ..options import FaceOptions, speed_parameters
+from ..outlock import output_lock
+from ..results import error_line, min_windows, track_record, write_json_atomic
 
 log = logging.getLogger(__name__)
 

@@ -32,9 +32,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import __version__, media
-from .allocator import release_freed_memory
-from .chunking import (
+from .. import __version__, media
+from ..allocator import release_freed_memory
+from ..analysis import analyse_video
+from ..chunking import (
     Chunk,
     audio_levels,
     check_silence_options,
@@ -42,13 +43,14 @@ from .chunking import (
     plan_silence_chunks,
     plan_time_chunks,
 )
-from .errors import InputError, SyncNetError
-from .layout import Layout
-from .outlock import output_lock
-from .pipeline import Detections, FaceDetector, FaceOptions, FrameDetector, analyse_video, speed_parameters
-from .results import best_track, error_line, min_windows, track_record, write_bytes_atomic, write_json_atomic
-from .scenes import SceneDetector
-from .timing import StageTimes
+from ..detection import DetectionPass, Detections, FaceDetector
+from ..errors import InputError, SyncNetError
+from ..layout import Layout
+from ..options import FaceOptions, speed_parameters
+from ..outlock import output_lock
+from ..results import best_track, error_line, min_windows, track_record, write_bytes_atomic, write_json_atomic
+from ..scenes import SceneDetector
+from ..timing import StageTimes
 
 log = logging.getLogger(__name__)
 
@@ -426,8 +428,8 @@ class LongVideoJob:
             scenes.restore(state["cuts"], resume_at)
             if todo:
                 log.warning("resuming detection at frame %d", resume_at)
-        find_faces = FrameDetector(self.detector, self.opts.faces, held=_held_boxes(det, resume_at,
-                                                                                  self.opts.faces.detect_every))
+        detection = DetectionPass(self.detector, self.opts.faces, detections=det, scenes=scenes,
+                                  held=_held_boxes(det, resume_at, self.opts.faces.detect_every), times=self.times)
         total = summary["source_frames"]
         queue = list(todo)
         bar = tqdm(total=total, initial=resume_at, desc="detecting", unit="frame", disable=not self.progress,
@@ -456,7 +458,7 @@ class LongVideoJob:
         def finish(chunk: Chunk) -> None:
             a, b = ranges[chunk.index]
             b = min(b, det.n_frames)
-            window = det.window(a, b, scenes.scenes(det.n_frames))  # a copy: detection may go on
+            window = det.window(a, b, detection.shots())  # a copy: detection may go on
             if pool is None:
                 self._run_chunk(chunk, window, a, summary)
                 chunk_bar.update(1)
@@ -488,17 +490,12 @@ class LongVideoJob:
                 if batch is None:
                     break
                 if first < resume_at:  # the one frame shown to the shot detector only
-                    scenes.push(batch[: resume_at - first], first)
+                    detection.prime(batch[: resume_at - first], first)
                     batch, first = batch[resume_at - first:], resume_at
                     if not len(batch):
                         continue
-                if not det.width:
-                    det.height, det.width = batch.shape[1:3]
-                with self.times.stage("detect"):
-                    det.add_batch(find_faces(batch, first))
+                detection.push(batch, first)
                 self.detector_frames_this_run += len(batch)
-                with self.times.stage("scenes"):
-                    scenes.push(batch, first)
                 first += len(batch)
                 bar.update(len(batch))
                 summary["detector_frames"] = max(summary["detector_frames"], det.n_frames)

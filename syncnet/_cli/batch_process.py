@@ -1,0 +1,71 @@
+"""Analyse every video of a folder (mp4, avi, mkv, mov, webm) with a pool of workers.
+
+  python batch_process.py --chunks_dir chunks/ --output_dir batch_results/ --max_workers 2
+
+writes OUTPUT_DIR/pyavi|pycrop|pywork/<name>/ for every file (offsets.txt included)
+and OUTPUT_DIR/batch_processing_summary.json.  One failing file never stops the
+others; run again to redo only what is missing.  One run at a time per output folder.
+Exit codes: 0 all analysed, 1 some files failed, 2 bad input.
+"""
+from __future__ import annotations
+
+import argparse
+
+from . import common as cli
+from .common import add_detect_every, add_precision, add_verbose, run_main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--chunks_dir", required=True, help="folder of videos")
+    p.add_argument("--output_dir", required=True, help="where the results go")
+    p.add_argument("--max_workers", type=cli.positive_int, default=2, help="files analysed at once (default 2)")
+    p.add_argument("--min_track", type=cli.non_negative_int, default=5,
+                   help="shortest face track in frames (default 5)")
+    p.add_argument("--min_face_size", type=cli.non_negative_int, default=10,
+                   help="smallest face in pixels (default 10)")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    add_precision(p)
+    add_detect_every(p)
+    p.add_argument("--batch_size", type=cli.positive_int, default=16,
+                   help="frames per detector forward pass (default 16)")
+    p.add_argument("--syncnet_model", default=None, help="SyncNet weights (default: see README, Weights)")
+    p.add_argument("--s3fd_model", default=None, help="S3FD weights (default: see README, Weights)")
+    p.add_argument("--visualise", action="store_true", help="also write video_out.avi for every file")
+    p.add_argument("--force", action="store_true", help="redo files already analysed")
+    add_verbose(p)
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    import sys
+
+    from ..chunking import ensure_writable_dir
+    from ..jobs.batch import find_videos, process_folder
+    from ..options import FaceOptions
+    from ..outlock import output_lock
+    from . import models
+
+    find_videos(args.chunks_dir)
+    ensure_writable_dir(args.output_dir)
+    with output_lock(args.output_dir):  # taken before the models load: a second run stops at once
+        detector, model = models.load_models(args.device, args.s3fd_model, args.syncnet_model,
+                                      precision=args.precision)
+        opts = FaceOptions(min_track=args.min_track, min_face_size=args.min_face_size,
+                           batch_size=args.batch_size, detect_every=args.detect_every)
+        summary = process_folder(args.chunks_dir, args.output_dir, opts, detector, model,
+                                 max_workers=args.max_workers, force=args.force, visualise=args.visualise,
+                                 progress=sys.stderr.isatty())
+    t = summary["totals"]
+    files = f"{t['files']} file{'' if t['files'] == 1 else 's'}"
+    print(f"{files}: {t['success']} with faces, {t['no_faces']} without, {t['failed']} failed "
+          f"({t['skipped']} done before); summary in {args.output_dir}/batch_processing_summary.json")
+    for f in summary["files"]:
+        if f["status"] == "failed":
+            print(f"  failed {f['file']}: {f['error']}")
+    return 1 if t["failed"] else 0
+
+
+
+def entry(argv: list[str] | None = None) -> None:
+    run_main(main, build_parser().parse_args(argv), keep_memory=False)  # long-running: flat memory first

@@ -1,0 +1,124 @@
+"""The main job: cut a long video into chunks and measure the sync of every face in each.
+
+  python process_long_video.py --input_video talk.mp4 --output_dir results/
+
+writes results/chunks/chunk_000.mp4 ..., results/audio/chunk_000.wav ... (16 kHz mono),
+results/syncnet_data/{pyavi,pycrop,pywork}/chunk_XXX/ (the files of run_pipeline.py,
+run_syncnet.py and run_visualise.py, offsets.txt included) and
+results/processing_summary.json (rewritten after every chunk).  With --min_confidence
+and/or --max_abs_offset the accepted chunks also go to filtered_chunks/ and
+filtered_audio/.  Run the same command again after an interrupt to resume.
+
+One run at a time per output folder: a second one stops at once (exit 2).
+Exit codes: 0 every chunk analysed (no faces is a result), 1 some chunks failed, 2 bad input.
+"""
+from __future__ import annotations
+
+import argparse
+
+from . import common as cli
+from .common import add_detect_every, add_precision, add_verbose, run_main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--input_video", "--input", dest="input_video", required=True, help="the long video")
+    p.add_argument("--output_dir", required=True, help="where everything goes")
+    p.add_argument("--chunk_duration", type=cli.positive_float, default=30.0, help="chunk length in s (default 30)")
+    p.add_argument("--overlap", type=cli.non_negative_float, default=5.0, help="overlap of chunks in s (default 5)")
+    p.add_argument("--chunking", choices=["time", "silence"], default="time",
+                   help="fixed-length chunks (default) or cuts in silences")
+    p.add_argument("--threshold", type=cli.float_range(-200, 0), default=-30.0,
+                   help="silence chunking: level in dB (default -30)")
+    p.add_argument("--min_silence", type=cli.positive_float, default=1.0,
+                   help="silence chunking: shortest silence (default 1.0)")
+    p.add_argument("--min_chunk", type=cli.non_negative_float, default=5.0,
+                   help="silence chunking: shortest chunk (default 5.0)")
+    p.add_argument("--max_chunk", type=cli.positive_float, default=60.0,
+                   help="silence chunking: longest chunk, split at its quietest points (default 60)")
+    p.add_argument("--chunk_crf", type=cli.int_range(0, 51), default=18,
+                   help="H.264 quality of the chunk files: 18 (default) is visually lossless, 0 is lossless")
+    p.add_argument("--chunk_preset", default="veryfast",
+                   choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"],
+                   help="x264 preset of the chunk files (default veryfast; ultrafast encodes in about half "
+                        "the CPU time, files about 3.6x larger)")
+    p.add_argument("--min_track", type=cli.non_negative_int, default=5,
+                   help="shortest face track in frames (default 5)")
+    p.add_argument("--min_face_size", type=cli.non_negative_int, default=10,
+                   help="smallest face in pixels (default 10)")
+    p.add_argument("--facedet_scale", type=cli.float_range(0.01, 4), default=0.25,
+                   help="scale of frames for S3FD, 0.01 to 4 (default 0.25)")
+    p.add_argument("--crop_scale", type=cli.float_range(0, 4), default=0.40,
+                   help="scale of the crop box (default 0.40)")
+    p.add_argument("--num_failed_det", type=cli.non_negative_int, default=25,
+                   help="missed detections inside a track (default 25)")
+    p.add_argument("--vshift", type=cli.positive_int, default=15, help="largest offset searched in frames (default 15)")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    add_precision(p)
+    add_detect_every(p)
+    p.add_argument("--batch_size", type=cli.positive_int, default=16,
+                   help="frames per detector forward pass (default 16)")
+    p.add_argument("--syncnet_model", default=None, help="SyncNet weights (default: see README, Weights)")
+    p.add_argument("--s3fd_model", default=None, help="S3FD weights (default: see README, Weights)")
+    p.add_argument("--min_confidence", type=cli.finite_float, default=None,
+                   help="filter: keep chunks at least this confident")
+    p.add_argument("--max_abs_offset", type=cli.non_negative_int, default=None,
+                   help="filter: keep chunks with |offset| <= this")
+    p.add_argument("--force", action="store_true", help="redo finished chunks (needed when parameters changed)")
+    p.add_argument("--no_visualise", action="store_true", help="skip video_out.avi")
+    p.add_argument("--chunk_workers", type=cli.non_negative_int, default=0,
+                   help="chunks analysed at once while detection goes on (default 0: 1 on the CPU, 3 on a GPU; "
+                        "results do not depend on it)")
+    add_verbose(p)
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    import sys
+    from pathlib import Path
+
+    from .. import media
+    from ..chunking import ensure_writable_dir
+    from ..jobs.longvideo import LongVideoOptions, process_long_video, report
+    from ..options import FaceOptions
+    from ..outlock import output_lock
+    from . import models
+
+    # Each number was checked where it was parsed (finite, in range); what is left are
+    # checks of flags against each other.
+    if args.chunking == "silence":
+        from ..chunking import check_silence_options
+
+        check_silence_options(args.min_chunk, args.max_chunk, args.min_silence)
+    faces = FaceOptions(facedet_scale=args.facedet_scale, crop_scale=args.crop_scale, min_track=args.min_track,
+                        num_failed_det=args.num_failed_det, min_face_size=args.min_face_size,
+                        batch_size=args.batch_size, detect_every=args.detect_every)
+    opts = LongVideoOptions(chunking=args.chunking, chunk_duration=args.chunk_duration, overlap=args.overlap,
+                            threshold=args.threshold, min_silence=args.min_silence, min_chunk=args.min_chunk,
+                            max_chunk=args.max_chunk,
+                            chunk_crf=args.chunk_crf, chunk_preset=args.chunk_preset,
+                            faces=faces, vshift=args.vshift, min_confidence=args.min_confidence,
+                            max_abs_offset=args.max_abs_offset, visualise=not args.no_visualise,
+                            precision=args.precision, chunk_workers=args.chunk_workers)
+    # Bad input fails before minutes of model loading.
+    info = media.probe(args.input_video)
+    media.require_video(info)
+    media.require_audio(info)
+    if opts.chunking == "time":
+        from ..chunking import plan_time_chunks
+
+        plan_time_chunks(info.duration, opts.chunk_duration, opts.overlap)
+    media.require_complete(info)
+    ensure_writable_dir(args.output_dir)
+    with output_lock(args.output_dir):  # taken before the models load: a second run stops at once
+        detector, model = models.load_models(args.device, args.s3fd_model, args.syncnet_model,
+                                      precision=args.precision)
+        summary = process_long_video(args.input_video, args.output_dir, opts, detector, model, force=args.force,
+                                     progress=sys.stderr.isatty())
+    print(report(summary, Path(args.output_dir)))
+    return 1 if summary["totals"]["failed"] else 0
+
+
+
+def entry(argv: list[str] | None = None) -> None:
+    run_main(main, build_parser().parse_args(argv), keep_memory=False)  # long-running: flat memory first

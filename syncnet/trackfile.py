@@ -1,0 +1,84 @@
+"""run_syncnet.py's work: SyncNet on face-track videos as written (pycrop/R/*.avi, or one file)."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from . import media
+from .errors import InputError
+from .layout import Layout
+
+log = logging.getLogger(__name__)
+
+
+def sync_report(result) -> str:
+    """The reference's three lines, which existing log parsers read."""
+    return "AV offset: \t%d \nMin dist: \t%.3f\nConfidence: \t%.3f" % (
+        int(result.offset), float(result.min_dist), float(result.confidence))
+
+
+def read_track_file(path: str | Path, max_bytes: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """A 224x224 face video's frames (decoded once at 25 fps, into memory) and its sound at
+    16 kHz; None, without decoding, when its frames would take more than `max_bytes`."""
+    info = media.probe(path)
+    media.require_video(info)
+    if not info.has_audio:
+        raise InputError(f"{path} has no audio stream: SyncNet needs the sound of the face track")
+    if info.display_size != (224, 224):
+        raise InputError(f"{path} is {info.display_size[0]}x{info.display_size[1]}: SyncNet takes 224x224 "
+                         "face crops (make them with run_pipeline.py)")
+    if max_bytes is not None and info.duration * 25 * 224 * 224 * 3 > max_bytes:
+        return None
+    # The sound decodes in a second FFmpeg beside the frames (the file was probed once, above).
+    with ThreadPoolExecutor(1) as pool:
+        sound = pool.submit(media.read_audio, path, 16000, info=info)
+        frames = media.read_frames(path, fps=25, info=info)
+        audio = sound.result()
+    expected = int(round(info.duration * 25))
+    if abs(len(frames) - expected) > 1:
+        log.warning("%s decoded to %d frames, its duration says %d", path, len(frames), expected)
+    return frames, audio
+
+
+def evaluate_track_file(path: str | Path, model, vshift: int = 15, batch_size: int = 20,
+                        report: Callable[[str], None] | None = None, data=None):
+    """SyncNet on one 224x224 face video (`data`: its `read_track_file` result, if already read)."""
+    from .evaluate import evaluate_sync
+
+    frames, audio = data if data is not None else read_track_file(path)
+    result = evaluate_sync(model, frames, audio, vshift=vshift, batch_size=batch_size)
+    if report is not None:
+        report(sync_report(result))
+    return result
+
+
+# A track file is read ahead (while SyncNet runs on the one before) only if its frames
+# are at most this big, so that two tracks in memory stay small next to one.
+READ_AHEAD_BYTES = 256 << 20
+
+
+def evaluate_tracks(layout: Layout, model, vshift: int = 15, batch_size: int = 20,
+                    report: Callable[[str], None] | None = None) -> list:
+    """Every track video of pycrop/R (sorted) -> pywork/R/offsets.txt, offsets.json, activesd.pckl.
+
+    The next track's file is decoded while SyncNet runs on the current one (SyncNet
+    leaves the CPU idle while a file decodes); results and reports keep their order.
+    """
+    from .results import write_sync_results
+
+    files = layout.track_videos()
+    results = []
+    with ThreadPoolExecutor(1) as pool:
+        ahead = None
+        for k, f in enumerate(files):
+            data = ahead.result() if ahead is not None else None  # None: too big to read ahead
+            if k + 1 < len(files):
+                ahead = pool.submit(read_track_file, files[k + 1], READ_AHEAD_BYTES)
+            results.append(evaluate_track_file(f, model, vshift=vshift, batch_size=batch_size, report=report,
+                                               data=data))
+    write_sync_results(layout.work_dir, results, [f.name for f in files], vshift)
+    return results
