@@ -126,7 +126,7 @@ def parity_case(weights, device: str, precision: str) -> dict | None:
 
 
 def known_offset_case(work: Path, detect_every: int, seconds: float = 20.0) -> dict:
-    from tests.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, known_offset_clip
+    from testkit.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, known_offset_clip
 
     found = {}
     for k in (-5, 0, 7):

@@ -24,9 +24,9 @@ from . import media
 from .croppass import TrackVideo, crop_region, crop_tracks, track_audio
 from .cropping import CropResult
 from .detection import Detections, FaceDetector, detect_video, find_tracks
+from .files import write_bytes_atomic, write_json_atomic
 from .layout import Layout, staged
 from .options import FaceOptions
-from .results import write_bytes_atomic, write_json_atomic
 from .scenes import scene_list_for_pickle
 from .timing import StageTimes
 from .trackfile import evaluate_track_file

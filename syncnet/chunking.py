@@ -8,15 +8,14 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import InputError
+from .files import ensure_writable_dir
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +223,7 @@ def cut_chunks(src: str | Path, chunks: list[Chunk], out_dir: str | Path, info: 
     from tqdm import tqdm
 
     from . import media
-    from .results import write_json_atomic
+    from .files import write_json_atomic
 
     info = info or media.probe(src)
     out = ensure_writable_dir(out_dir)
@@ -263,25 +262,3 @@ def _earlier_chunk_files(out: Path) -> set[str]:
     except (OSError, ValueError, AttributeError, TypeError):
         pass
     return names
-
-
-def ensure_writable_dir(path: str | Path) -> Path:
-    """Create `path` if needed; InputError when it cannot be created or written."""
-    p = Path(path)
-    try:
-        p.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        blocker = next((a for a in [p, *p.parents] if a.exists()), None)
-        if blocker is not None and not blocker.is_dir():
-            raise InputError(f"cannot create output directory {p}: {blocker} is a file, not a directory") from exc
-        raise InputError(f"cannot create output directory {p}: {exc.strerror or exc}") from exc
-    if not p.is_dir():
-        raise InputError(f"output path {p} is not a directory")
-    if not os.access(p, os.W_OK | os.X_OK):
-        raise InputError(f"output directory {p} is not writable")
-    try:  # root passes os.access everywhere; /proc, read-only mounts and full disks do not pass this
-        with tempfile.TemporaryFile(dir=p):
-            pass
-    except OSError as exc:
-        raise InputError(f"output directory {p} is not writable ({exc.strerror or exc})") from exc
-    return p

@@ -27,3 +27,10 @@ class WeightsError(SyncNetError):
     """Model weights missing, unreadable or of the wrong kind (exit code 2)."""
 
     exit_code = 2
+
+
+class ConflictingOutput(InputError):
+    """An output folder holds results made from another input or with other settings.
+
+    Said in the library's terms; the command line adds how to proceed (its flags).
+    """

@@ -33,7 +33,7 @@ from typing import TypeVar
 import numpy as np
 
 from .errors import InputError, MediaError, SyncNetError
-from .results import part_path
+from .files import part_path
 
 log = logging.getLogger(__name__)
 

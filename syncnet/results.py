@@ -1,39 +1,12 @@
-"""Writers of result files.  Everything is written atomically: a temporary file in the
-same directory, then a rename, so a run killed at any moment leaves either the old
-complete file or the new complete file, never half of one."""
+"""SyncNet results as files and records: offsets.txt / offsets.json / activesd.pckl, track
+records and their reliability, the best track, error lines.
+
+Every file is written atomically (`syncnet.files`)."""
 from __future__ import annotations
 
-import json
-import os
-import secrets
 from pathlib import Path
-from typing import Any
 
-
-def part_path(path: str | Path) -> Path:
-    """The temporary name `path` is written under before its rename: hidden, and unique to
-    this process and call (pid + random token), so two writers never share one, even
-    outside the output lock; the suffix stays last for FFmpeg's choice of muxer."""
-    path = Path(path)
-    return path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.part{path.suffix}")
-
-
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write `data` to `path` via a temporary file and a rename.  The file is created
-    with mode 0666 less the umask, as any other output (mkstemp would make it 0600)."""
-    path = Path(path)
-    tmp = part_path(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+from .files import write_bytes_atomic, write_json_atomic
 
 
 def error_line(exc: BaseException, with_type: bool = False) -> str:
@@ -52,19 +25,6 @@ def best_track(tracks: list[dict]) -> dict | None:
         return None
     pool = [t for t in tracks if t.get("reliable", True)] or tracks
     return max(pool, key=lambda t: t["confidence"])
-
-
-def write_json_atomic(path: str | Path, obj: Any) -> Path:
-    return write_bytes_atomic(path, (json.dumps(obj, indent=2, default=_jsonable) + "\n").encode())
-
-
-def _jsonable(value: Any) -> Any:
-    """numpy scalars and arrays, and paths, as plain JSON values."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def offsets_lines(results: list) -> str:

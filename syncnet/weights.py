@@ -209,7 +209,7 @@ def download(spec: WeightSpec, dest: str | Path | None = None, timeout: float = 
     to fetch by hand and where to put it.
     """
     dest = Path(dest).expanduser().absolute() if dest is not None else REPO_ROOT / spec.reference_path
-    from .results import part_path
+    from .files import part_path
 
     part = part_path(dest)  # unique to this process: two downloads never write one file
     by_hand = f"download {spec.url} yourself and put it at {dest} (or set {spec.env}=PATH)"

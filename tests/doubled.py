@@ -21,7 +21,7 @@ sys.path.insert(0, str(REPO))
 
 import syncnet._cli.models  # noqa: E402
 import syncnet.jobs.longvideo  # noqa: E402
-from tests.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector  # noqa: E402
+from testkit.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector  # noqa: E402
 
 
 class SlowDetector(FixedBoxDetector):

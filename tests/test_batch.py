@@ -11,8 +11,8 @@ import pytest
 
 from syncnet.jobs.batch import Serialised, process_folder
 from syncnet.options import FaceOptions
+from testkit.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, known_offset_clip
 from tests.conftest import REPO
-from tests.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, known_offset_clip
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from syncnet import media
+from testkit.mediagen import flash_beep_source, is_flash, read_barcode
 from tests.conftest import REPO
-from tests.mediagen import flash_beep_source, is_flash, read_barcode
 
 FLASH_TIMES = [1.3, 4.7, 7.9, 11.2, 14.6, 17.9]
 SOURCES = {

@@ -2,7 +2,7 @@
 
 The stand-in SyncNet's offsets sit at the search edge whatever the input (see
 test_longvideo_standin.py), so that comparison cannot catch an offset that moves.  Here
-the test doubles (tests/doubles.py) give the known offset k of a generated clip, well
+the test doubles (testkit/doubles.py) give the known offset k of a generated clip, well
 inside +-vshift, and every chunk of the long job must give what run_pipeline.py's and
 run_syncnet.py's library calls (`analyse_video`, then `evaluate_tracks`) give on the
 chunk file: the same track frames, offset k, and the same confidence, min_dist and
@@ -21,7 +21,7 @@ from syncnet.jobs.longvideo import LongVideoOptions, process_long_video
 from syncnet.layout import Layout
 from syncnet.options import FaceOptions
 from syncnet.trackfile import evaluate_tracks
-from tests.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, known_offset_clip
+from testkit.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, known_offset_clip
 
 RTOL = 1e-5
 

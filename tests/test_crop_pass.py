@@ -118,7 +118,7 @@ def test_run_syncnet_reads_the_next_track_ahead_with_the_same_results(media_dir,
                                                                       read_ahead):
     """run_syncnet.py decodes track k+1 while SyncNet runs on track k (only if it is small):
     the results, and the order of the printed reports, are those of one file at a time."""
-    from tests.doubles import BrightnessLoudnessSyncNet
+    from testkit.doubles import BrightnessLoudnessSyncNet
 
     layout = Layout(tmp_path, "r")
     analyse_video(media_dir / "talking_25fps_b.mp4", layout, FaceOptions(min_track=10, min_face_size=20),
@@ -138,7 +138,7 @@ def test_run_syncnet_reads_the_next_track_ahead_with_the_same_results(media_dir,
 
 
 def test_a_bad_track_file_fails_at_its_turn(media_dir, tmp_path):
-    from tests.doubles import BrightnessLoudnessSyncNet
+    from testkit.doubles import BrightnessLoudnessSyncNet
 
     layout = Layout(tmp_path, "r")
     analyse_video(media_dir / "talking_25fps_b.mp4", layout, FaceOptions(min_track=10, min_face_size=20),

@@ -28,8 +28,8 @@ from scipy.io import wavfile
 
 from syncnet.chunking import Chunk, check_silence_options, plan_silence_chunks, plan_time_chunks, split_long_piece
 from syncnet.errors import InputError
+from testkit.mediagen import flash_beep_source
 from tests.conftest import REPO
-from tests.mediagen import flash_beep_source
 
 TIMEOUT = 120
 

@@ -23,14 +23,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from syncnet.files import part_path
 from syncnet.jobs.batch import process_folder
 from syncnet.jobs.longvideo import LongVideoOptions, process_long_video
 from syncnet.layout import Layout, staged
 from syncnet.options import FaceOptions
 from syncnet.outlock import LOCK_NAME, OutputInUse, output_lock
-from syncnet.results import best_track, min_windows, part_path
+from syncnet.results import best_track, min_windows
+from testkit.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, known_offset_clip
 from tests.conftest import REPO
-from tests.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, known_offset_clip
 
 CHUNKS = ["--chunk_duration", "4", "--overlap", "1", "--no_visualise"]
 

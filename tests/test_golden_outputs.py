@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from testkit.doubles import known_offset_clip
 from tests.conftest import REPO
-from tests.doubles import known_offset_clip
 
 GOLDEN = REPO / "tests" / "golden"
 TIMING_KEYS = {"timings", "wall_seconds", "seconds"}

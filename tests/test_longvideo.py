@@ -13,8 +13,8 @@ import pytest
 
 from syncnet.jobs.longvideo import LongVideoOptions, process_long_video
 from syncnet.options import FaceOptions
+from testkit.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, known_offset_clip
 from tests.conftest import REPO
-from tests.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, known_offset_clip
 
 
 def options(**kw) -> LongVideoOptions:
@@ -134,7 +134,7 @@ def test_resume_after_sigkill(tmp_path):
         "import sys\n"
         f"sys.path.insert(0, {str(REPO)!r})\n"
         "from tests.test_longvideo import options\n"
-        "from tests.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector\n"
+        "from testkit.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector\n"
         "from syncnet.jobs.longvideo import process_long_video\n"
         "import time\n"
         "class Slow(FixedBoxDetector):\n"

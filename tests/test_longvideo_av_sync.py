@@ -20,7 +20,7 @@ import pytest
 from syncnet import media
 from syncnet.jobs.longvideo import LongVideoOptions, process_long_video
 from syncnet.options import FaceOptions
-from tests.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, known_offset_clip
+from testkit.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, known_offset_clip
 
 
 def _drop_frames(src, dst):

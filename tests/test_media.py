@@ -9,7 +9,7 @@ import pytest
 from syncnet import media
 from syncnet.chunking import plan_silence_chunks, plan_time_chunks
 from syncnet.errors import InputError, MediaError
-from tests.mediagen import barcode_frame, encode, read_barcode
+from testkit.mediagen import barcode_frame, encode, read_barcode
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from syncnet import media
+from testkit.mediagen import encode
 from tests.conftest import REPO
-from tests.mediagen import encode
 
 OFFSET_LINE = re.compile(r"^TRACK \d+: OFFSET -?\d+, CONF -?\d+\.\d{3}$")
 

@@ -17,7 +17,7 @@ import pytest
 from syncnet.jobs.batch import process_folder
 from syncnet.jobs.longvideo import LongVideoOptions, process_long_video
 from syncnet.options import FaceOptions
-from tests.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, known_offset_clip
+from testkit.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, known_offset_clip
 from tests.schemas import SummaryError, check_tree, summary_errors, validate_summary
 
 

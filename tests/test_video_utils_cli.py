@@ -14,8 +14,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from testkit.mediagen import barcode_frame, encode
 from tests.conftest import REPO
-from tests.mediagen import barcode_frame, encode
 
 SCRIPT = str(REPO / "video_utils.py")
 

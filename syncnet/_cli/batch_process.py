@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     import sys
 
-    from ..chunking import ensure_writable_dir
+    from ..files import ensure_writable_dir
     from ..jobs.batch import find_videos, process_folder
     from ..options import FaceOptions
     from ..outlock import output_lock

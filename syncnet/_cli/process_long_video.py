@@ -78,7 +78,7 @@ def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .. import media
-    from ..chunking import ensure_writable_dir
+    from ..files import ensure_writable_dir
     from ..jobs.longvideo import LongVideoOptions, process_long_video, report
     from ..options import FaceOptions
     from ..outlock import output_lock

@@ -23,11 +23,11 @@ from ..chunking import (
     audio_levels,
     check_silence_options,
     cut_chunks,
-    ensure_writable_dir,
     plan_silence_chunks,
     plan_time_chunks,
 )
 from ..errors import InputError
+from ..files import ensure_writable_dir
 from ..outlock import output_lock
 from .common import ArgumentParser, add_verbose, float_range, int_range, run_main
 from .common import non_negative_float as seconds_or_zero

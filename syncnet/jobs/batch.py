@@ -20,10 +20,11 @@ from .. import __version__
 from ..allocator import release_freed_memory
 from ..analysis import analyse_video
 from ..errors import InputError, SyncNetError
+from ..files import write_json_atomic
 from ..layout import Layout
 from ..options import FaceOptions, speed_parameters
 from ..outlock import output_lock
-from ..results import error_line, min_windows, track_record, write_json_atomic
+from ..results import error_line, min_windows, track_record
 
 log = logging.getLogger(__name__)
 

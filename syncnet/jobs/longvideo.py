@@ -39,16 +39,16 @@ from ..chunking import (
     Chunk,
     audio_levels,
     check_silence_options,
-    ensure_writable_dir,
     plan_silence_chunks,
     plan_time_chunks,
 )
 from ..detection import DetectionPass, Detections, FaceDetector
 from ..errors import InputError, SyncNetError
+from ..files import ensure_writable_dir, write_bytes_atomic, write_json_atomic
 from ..layout import Layout
 from ..options import FaceOptions, speed_parameters
 from ..outlock import output_lock
-from ..results import best_track, error_line, min_windows, track_record, write_bytes_atomic, write_json_atomic
+from ..results import best_track, error_line, min_windows, track_record
 from ..scenes import SceneDetector
 from ..timing import StageTimes
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tests.mediagen import encode
+from testkit.mediagen import encode
 
 
 class BrightnessLoudnessSyncNet(torch.nn.Module):
