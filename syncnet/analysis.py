@@ -30,6 +30,7 @@ from .options import FaceOptions
 from .scenes import scene_list_for_pickle
 from .timing import StageTimes
 from .trackfile import evaluate_track_file
+from .wav import write_wav
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def analyse_video(videofile: str | Path, layout: Layout, opts: FaceOptions, dete
     with staged(layout, kinds) as stage:
         if audio is None:
             audio = media.read_audio(videofile, 16000)
-        media.write_wav(stage.audio_wav, audio)
+        write_wav(stage.audio_wav, audio)
         # video.avi comes from the same FFmpeg decode as the detection pass (or, with
         # shared detections, the crop pass): no second decode, no BGR frames piped back.
         avi_copy = media.AviCopy(stage.video_avi, stage.audio_wav)

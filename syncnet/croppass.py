@@ -10,6 +10,7 @@ import numpy as np
 from . import media
 from .cropping import CropResult, TrackCropper
 from .errors import InputError
+from .wav import write_wav
 
 CROP_FLUSH = 32  # frames of a track's crops handed to `on_crops` at a time
 
@@ -130,7 +131,7 @@ class TrackVideo:
     """
 
     def __init__(self, path: Path, audio: np.ndarray, frame_rate: int):
-        self.wav = media.write_wav(path.with_name(f".{path.stem}.wav"), audio)
+        self.wav = write_wav(path.with_name(f".{path.stem}.wav"), audio)
         self.writer = None
         try:
             self.writer = media.VideoWriter(path, frame_rate, (224, 224), audio_wav=self.wav)

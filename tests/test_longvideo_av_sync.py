@@ -20,6 +20,7 @@ import pytest
 from syncnet import media
 from syncnet.jobs.longvideo import LongVideoOptions, process_long_video
 from syncnet.options import FaceOptions
+from syncnet.wav import read_wav
 from testkit.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, known_offset_clip
 
 
@@ -58,6 +59,6 @@ def test_known_offset_on_chunks_off_the_25fps_grid(tmp_path, source, k):
     for c in chunks:
         assert c["status"] == "success", c
         assert c["best_track"]["offset"] == k, (c["name"], c["start"], c["best_track"])
-        _, cut_sound = media.read_wav(out / "audio" / f"{c['name']}.wav")
-        _, heard = media.read_wav(out / "syncnet_data/pyavi" / c["name"] / "audio.wav")
+        _, cut_sound = read_wav(out / "audio" / f"{c['name']}.wav")
+        _, heard = read_wav(out / "syncnet_data/pyavi" / c["name"] / "audio.wav")
         np.testing.assert_array_equal(heard, cut_sound)

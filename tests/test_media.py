@@ -9,6 +9,7 @@ import pytest
 from syncnet import media
 from syncnet.chunking import plan_silence_chunks, plan_time_chunks
 from syncnet.errors import InputError, MediaError
+from syncnet.wav import read_wav, write_wav
 from testkit.mediagen import barcode_frame, encode, read_barcode
 
 
@@ -64,7 +65,7 @@ def test_frame_range_equals_slice_of_full_decode(clip30):
 def test_avi_copy_holds_the_frames_it_yields(clip30, tmp_path):
     """One decode, two outputs: the BGR batches are those of a plain decode, and the AVI
     (the reference's video.avi: MPEG-4/XVID, 25 fps, PCM sound) holds the same frames."""
-    wav = media.write_wav(tmp_path / "a.wav", np.zeros(16000 * 4, np.int16))
+    wav = write_wav(tmp_path / "a.wav", np.zeros(16000 * 4, np.int16))
     copy = media.AviCopy(tmp_path / "video.avi", wav)
     plain = np.concatenate(list(media.iter_frames(clip30, fps=25, batch_size=7)))
     both = np.concatenate(list(media.iter_frames(clip30, fps=25, batch_size=7, copy_to=copy)))
@@ -105,7 +106,7 @@ def test_read_audio_and_wav(clip30, tmp_path):
     audio = media.read_audio(clip30, 16000)
     assert audio.dtype == np.int16 and len(audio) == pytest.approx(64000, abs=400)
     wav = media.extract_audio(clip30, tmp_path / "x.wav", 16000, 1)
-    rate, data = media.read_wav(wav)
+    rate, data = read_wav(wav)
     assert rate == 16000 and np.array_equal(data[:1000], audio[:1000])
     part = media.read_audio(clip30, 16000, start=1.0, end=2.0)
     assert len(part) == pytest.approx(16000, abs=20)
@@ -217,3 +218,28 @@ def test_region_of_a_rotated_video_is_in_displayed_coordinates(clip30, tmp_path)
     region = media.Region(left=40, top=100, width=70, height=56)  # reaches past the stored 120 rows
     part = np.concatenate(list(media.iter_frames(rotated, batch_size=16, info=info, region=region)))
     assert np.array_equal(part, full[:, 100:156, 40:110])
+
+
+def test_failed_writes_leave_no_temporary_and_the_old_file_intact(clip30, tmp_path):
+    """cut, extract_audio and VideoWriter write under a temporary name: when FFmpeg fails
+    the file already there stays as it was and no temporary is left behind."""
+    import time
+
+    for name in ("cut.mp4", "audio.wav", "video.avi"):
+        (tmp_path / name).write_bytes(b"old")
+    with pytest.raises(MediaError):
+        media.cut(clip30, tmp_path / "cut.mp4", 0.5, 1.5, preset="no-such-preset")
+    with pytest.raises(MediaError):
+        media.extract_audio(clip30, tmp_path / "audio.wav", channels=100)
+    # An encoder that dies after it has started writing its temporary file.
+    writer = media.VideoWriter(tmp_path / "video.avi", 25, (64, 48))
+    writer.write_many(np.zeros((50, 48, 64, 3), np.uint8))
+    deadline = time.monotonic() + 20
+    while not writer.tmp.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert writer.tmp.exists()
+    writer.proc.kill()
+    with pytest.raises(MediaError):
+        writer.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audio.wav", "cut.mp4", "video.avi"]
+    assert all((tmp_path / name).read_bytes() == b"old" for name in ("cut.mp4", "audio.wav", "video.avi"))

@@ -10,6 +10,7 @@ import pytest
 from syncnet import media
 from syncnet.layout import Layout
 from syncnet.visualise import draw_faces, write_visualisation
+from syncnet.wav import write_wav
 
 GREY = 120
 
@@ -55,7 +56,7 @@ def test_visualisation_of_generated_tracks(tmp_path, size):
     layout = Layout(tmp_path, "v")
     for d in (layout.avi_dir, layout.work_dir):
         d.mkdir(parents=True)
-    media.write_wav(layout.audio_wav, np.zeros(n * 640, np.int16))
+    write_wav(layout.audio_wav, np.zeros(n * 640, np.int16))
     ramp = np.linspace(60, 180, w).astype(np.uint8)
     frames = np.broadcast_to(ramp[None, None, :, None], (n, h, w, 3)).copy()
     with media.VideoWriter(layout.video_avi, 25, (w, h), audio_wav=layout.audio_wav) as writer:

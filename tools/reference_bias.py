@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from syncnet import media  # noqa: E402
+from syncnet.wav import read_wav  # noqa: E402
 
 FLASH_AT = 2.0  # seconds: the flash is the source frame nearest this instant
 SECONDS = 4.0
@@ -82,7 +83,7 @@ def reference_path(src: Path, work: Path) -> tuple[int | None, float | None]:
     wav = work / "audio.wav"
     ffmpeg("-i", str(avi), "-ac", "1", "-vn", "-acodec", "pcm_s16le", "-ar", str(RATE), str(wav))
     jpgs = sorted(frames.glob("*.jpg"))
-    _, sound = media.read_wav(wav)
+    _, sound = read_wav(wav)
     return flash_index(cv2.imread(str(p)) for p in jpgs), beep_onset_ms(sound, RATE)
 
 

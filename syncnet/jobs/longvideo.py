@@ -51,6 +51,7 @@ from ..outlock import output_lock
 from ..results import best_track, error_line, min_windows, track_record
 from ..scenes import SceneDetector
 from ..timing import StageTimes
+from ..wav import read_wav
 
 log = logging.getLogger(__name__)
 
@@ -574,7 +575,7 @@ class LongVideoJob:
         # snapped cut `start`), and its sound starts at that same instant: both are used
         # as cut.  (`window` numbers its frames from source frame a; on 29.97 fps or VFR
         # sources a/25 s is up to a frame away from `start`, which moves boxes, not sound.)
-        _, sound = media.read_wav(wav)
+        _, sound = read_wav(wav)
         with self.times.stage("chunk"):
             analysis = analyse_video(chunk_file, self.paths.layout(chunk), self.opts.faces, model=self.model,
                                      vshift=self.opts.vshift, sync_batch=self.opts.sync_batch, detections=window,
