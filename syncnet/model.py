@@ -4,6 +4,9 @@ Audio branch: a 13x20 MFCC window (0.2 s) -> 1024-d.  Lip branch: five 224x224 B
 frames (0.2 s at 25 fps) as raw 0..255 floats -> 1024-d.  Windows that belong
 together lie close in that space.  The layer order (and so every Sequential index)
 is the reference's: the published weights are addressed by those indices.
+
+`SyncNet` runs a network as this project does (device, precision, memory format);
+`load_syncnet` gives one with the published weights.
 """
 from __future__ import annotations
 
