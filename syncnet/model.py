@@ -105,9 +105,13 @@ class SyncNet:
         self.lip_memory_format = lip_memory_format
 
     @classmethod
-    def of(cls, model: SyncNet | nn.Module) -> SyncNet:
-        """`model` if it is a SyncNet, else a bare network run as it is (fp32, on its parameters' device)."""
-        return model if isinstance(model, SyncNet) else cls(model)
+    def of(cls, model) -> SyncNet:
+        """What runs `model`: itself if it runs itself (a SyncNet, or a proxy of one such as
+        jobs.batch.Serialised, which has its `embed`), else SyncNet(model) for a bare network
+        (or a proxy of one): fp32, on the device of its parameters."""
+        if isinstance(model, SyncNet) or (not isinstance(model, nn.Module) and hasattr(model, "embed")):
+            return model
+        return cls(model)
 
     def __getattr__(self, name: str):
         if name == "net":  # not set yet (copying, unpickling): no recursion

@@ -240,6 +240,24 @@ def test_a_bare_network_gives_what_the_loaded_syncnet_gives(case, syncnet_weight
     np.testing.assert_allclose(a.dists, b.dists, rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_proxy_of_the_loaded_syncnet_runs_as_it(case, syncnet_weights, precision):
+    """The batch job hands out the model behind a lock (Serialised): it still runs at the
+    loaded precision and memory format, so it gives exactly the loaded SyncNet's numbers;
+    a proxy of a bare network (a test double) runs as the network."""
+    import threading
+
+    from syncnet.jobs.batch import Serialised
+
+    model = load_syncnet(syncnet_weights, device="cpu", precision=precision)
+    frames, audio = case["frames"][:30], case["audio"][: 30 * 640]
+    a = evaluate_sync(Serialised(model, threading.Lock()), frames, audio, batch_size=10)
+    b = evaluate_sync(model, frames, audio, batch_size=10)
+    np.testing.assert_array_equal(a.dists, b.dists)
+    c = evaluate_sync(Serialised(FrameMeans(), threading.Lock()), frames, audio, batch_size=10)
+    np.testing.assert_array_equal(c.dists, evaluate_sync(FrameMeans(), frames, audio, batch_size=10).dists)
+
+
 @pytest.mark.parametrize("n_frames", [6, 9, 24, 31])
 def test_the_doubles_clip_form_is_their_window_form(n_frames):
     """The test doubles' forward_lip_clip computes bit for bit what forward_lip gives each window."""
