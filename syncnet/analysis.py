@@ -27,9 +27,11 @@ from .detection import Detections, FaceDetector, detect_video, find_tracks
 from .files import write_bytes_atomic, write_json_atomic
 from .layout import Layout, staged
 from .options import FaceOptions
+from .results import write_sync_results
 from .scenes import scene_list_for_pickle
 from .timing import StageTimes
 from .trackfile import evaluate_track_file
+from .visualise import draw_visualisation
 from .wav import write_wav
 
 log = logging.getLogger(__name__)
@@ -53,11 +55,10 @@ class VideoAnalysis:
     tracks: list[TrackOutput]
     n_frames: int
 
-    @property
-    def sync_results(self) -> list:
-        return [t.sync for t in self.tracks]
 
-
+def reference_tracks(tracks: list[TrackOutput]) -> list[dict]:
+    """The tracks as the reference's tracks.pckl holds them: track and smoothed boxes."""
+    return [{"track": t.track, "proc_track": {"x": t.x, "y": t.y, "s": t.s}} for t in tracks]
 
 
 def write_track_files(layout: Layout, det: Detections, tracks: list[TrackOutput], frame_rate: int) -> None:
@@ -66,8 +67,7 @@ def write_track_files(layout: Layout, det: Detections, tracks: list[TrackOutput]
     work.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(work / "faces.pckl", pickle.dumps(det.faces))
     write_bytes_atomic(work / "scene.pckl", pickle.dumps(scene_list_for_pickle(det.scenes, frame_rate)))
-    vidtracks = [{"track": t.track, "proc_track": {"x": t.x, "y": t.y, "s": t.s}} for t in tracks]
-    write_bytes_atomic(work / "tracks.pckl", pickle.dumps(vidtracks))
+    write_bytes_atomic(work / "tracks.pckl", pickle.dumps(reference_tracks(tracks)))
     write_json_atomic(work / "tracks.json", {
         "frame_rate": frame_rate,
         "n_frames": det.n_frames,
@@ -120,96 +120,140 @@ def analyse_video(videofile: str | Path, layout: Layout, opts: FaceOptions, dete
     run_syncnet.py (on each crop video as written) and, with `visualise`, run_visualise.py.
 
     `detections` (frames numbered from this video's first frame) replaces the detection
-    pass, as the long-video job does with its shared pass; `audio` (16 kHz int16,
-    aligned to the first frame) replaces reading the file's sound.  Outputs are built
-    in a staging directory and swapped in only when complete.  `times` collects wall
-    seconds per stage (detect, crop, syncnet, write, visualise).
+    pass, as the long-video job does with its shared pass (see `_Analysis` for what
+    else that changes); `audio` (16 kHz int16, aligned to the first frame) replaces
+    reading the file's sound.  Outputs are built in a staging directory and swapped in
+    only when complete.  `times` collects wall seconds per stage (detect, crop, syncnet,
+    write, visualise).
     """
-    from .results import write_sync_results
-
-    info = media.probe(videofile)
-    media.require_video(info)
-    media.require_audio(info)
-    expected = int(round(info.duration * opts.frame_rate))
-    times = times if times is not None else StageTimes()
-    kinds = ("pyavi", "pycrop", "pywork") + (("pyframes",) if keep_frames else ())
-    with staged(layout, kinds) as stage:
-        if audio is None:
-            audio = media.read_audio(videofile, 16000)
-        write_wav(stage.audio_wav, audio)
-        # video.avi comes from the same FFmpeg decode as the detection pass (or, with
-        # shared detections, the crop pass): no second decode, no BGR frames piped back.
-        avi_copy = media.AviCopy(stage.video_avi, stage.audio_wav)
-        sinks: list = [_FrameDump(stage.frames_dir)] if keep_frames else []
-        outputs: dict[int, TrackOutput] = {}
-
-        def frames(desc: str, total: int | None, copy: bool,
-                   region: media.Region | None = None) -> Iterator[np.ndarray]:
-            batches = media.iter_frames(videofile, fps=opts.frame_rate, batch_size=opts.batch_size, info=info,
-                                        copy_to=avi_copy if copy else None, region=region)
-            return _progress_batches(batches, total, desc, progress)
-
-        shared = detections
+    if detections is None and detector is None:
+        raise ValueError("analyse_video needs a detector or detections")
+    run = _Analysis(videofile, opts, given=detections is not None, keep_frames=keep_frames,
+                    progress=progress, times=times)
+    with staged(layout, run.kinds) as stage:
+        run.prepare(stage, audio)
         if detections is None:
-            if detector is None:
-                raise ValueError("analyse_video needs a detector or detections")
-            with times.stage("detect"), closing(frames("detecting", expected, copy=True)) as batches:
-                detections = detect_video(batches, detector, opts, sinks)
-            sinks = []
-        tracks = find_tracks(detections, opts)
-        if not tracks:
-            log.warning("no face tracks found in %s", videofile)
+            detections = run.detect(detector)
+        tracks = run.crop_and_score(detections, model, vshift, sync_batch)
+        run.write_files(detections, tracks, model is not None, vshift)
+        if model is not None and visualise:
+            run.visualise(tracks)
+    return VideoAnalysis(layout=layout, detections=detections, tracks=tracks, n_frames=detections.n_frames)
 
-        # A track's crop AVI encodes as its crops are made, so when the track is done only
-        # its tail is left to write.  SyncNet then scores the file as written, decoded
-        # (what run_syncnet.py and the reference's run_syncnet score), not the crops in
-        # memory: the crop AVI is lossy MPEG-4, and scoring the crops before encoding
-        # moved confidences by about 1% from the scripts' on the same file.
-        writing: dict[int, TrackVideo] = {}
 
-        def crops_made(i: int, crops: np.ndarray) -> None:
-            if i not in writing:
-                sound = track_audio(audio, tracks[i], opts.frame_rate)
-                writing[i] = TrackVideo(stage.track_video(i), sound, opts.frame_rate)
-            writing[i].write(crops)
+class _Analysis:
+    """analyse_video's phases: prepare -> detect (unless detections are given) -> crop,
+    encode and score -> write files -> visualise.
 
-        def done(i: int, result: CropResult) -> None:
-            with times.stage("write"):
-                writing.pop(i).close()
-            sync = None
-            if model is not None:
-                with times.stage("syncnet"):
-                    sync = evaluate_track_file(stage.track_video(i), model, vshift=vshift, batch_size=sync_batch)
-            outputs[i] = TrackOutput(tracks[i], result.x, result.y, result.s, sync)
+    The callers differ in one thing, whether the detections are `given`:
+    - detected here (run_pipeline.py, the batch job): the detection decode also writes
+      video.avi (and, with keep_frames, the frame dump); the crop pass then decodes only
+      the crop region and stops after the last track.  Both decodes give the same frames.
+    - given (the long job, from its pass over the whole source): the crop decode is the
+      only one, so it writes video.avi and the frame dump and reads to the end; and a
+      re-encoded chunk can decode to a frame or two fewer than the source range it was
+      detected on, so up to TAIL_TOLERANCE missing last frames are stood in for.
+    """
 
-        if tracks or sinks or shared is not None:
-            copy = shared is not None
-            # The frame dump wants whole frames; crops and video.avi (encoded from the
-            # decoder's own pictures) do not.
-            region = None if sinks else crop_region(tracks, opts.crop_scale, info)
+    TAIL_TOLERANCE = 2
+
+    def __init__(self, videofile: str | Path, opts: FaceOptions, given: bool, keep_frames: bool,
+                 progress: bool, times: StageTimes | None):
+        self.videofile, self.opts, self.given = videofile, opts, given
+        self.keep_frames, self.progress = keep_frames, progress
+        self.times = times if times is not None else StageTimes()
+        self.info = media.probe(videofile)
+        media.require_video(self.info)
+        media.require_audio(self.info)
+        self.kinds = ("pyavi", "pycrop", "pywork") + (("pyframes",) if keep_frames else ())
+
+    def prepare(self, stage: Layout, audio: np.ndarray | None) -> None:
+        """pyavi/R/audio.wav (from `audio` or the file's sound), and what video.avi is encoded to."""
+        self.stage = stage
+        self.audio = audio if audio is not None else media.read_audio(self.videofile, 16000)
+        write_wav(stage.audio_wav, self.audio)
+        # video.avi comes from the first decode of the video (no second decode, no BGR
+        # frames piped back): the detection pass's, or with given detections the crop pass's.
+        self.avi_copy = media.AviCopy(stage.video_avi, stage.audio_wav)
+
+    def _first_decode_sinks(self) -> list:
+        return [_FrameDump(self.stage.frames_dir)] if self.keep_frames else []
+
+    def _frames(self, desc: str, total: int | None, copy: bool,
+                region: media.Region | None = None) -> Iterator[np.ndarray]:
+        batches = media.iter_frames(self.videofile, fps=self.opts.frame_rate, batch_size=self.opts.batch_size,
+                                    info=self.info, copy_to=self.avi_copy if copy else None, region=region)
+        return _progress_batches(batches, total, desc, self.progress)
+
+    def detect(self, detector: FaceDetector) -> Detections:
+        """The detection pass, writing video.avi (and the frame dump) from the same decode."""
+        expected = int(round(self.info.duration * self.opts.frame_rate))
+        with self.times.stage("detect"), closing(self._frames("detecting", expected, copy=True)) as batches:
+            return detect_video(batches, detector, self.opts, self._first_decode_sinks())
+
+    def crop_and_score(self, detections: Detections, model, vshift: int, sync_batch: int) -> list[TrackOutput]:
+        """The tracks; their crop videos, encoded as the crops are made; SyncNet on each file."""
+        self.tracks = find_tracks(detections, self.opts)
+        if not self.tracks:
+            log.warning("no face tracks found in %s", self.videofile)
+        self.model, self.vshift, self.sync_batch = model, vshift, sync_batch
+        self.writing: dict[int, TrackVideo] = {}
+        self.outputs: dict[int, TrackOutput] = {}
+        if self.tracks or self.given:  # given: the crop pass also writes video.avi
             try:
-                with times.stage("crop"), closing(frames("cropping", detections.n_frames, copy=copy,
-                                                         region=region)) as decoded:
-                    batches = _tee(decoded, sinks)
-                    crop_tracks(batches, tracks, opts.crop_scale, on_done=done, on_crops=crops_made,
-                                tail_tolerance=0 if shared is None else 2, region=region,
-                                frame_size=info.display_size)
-                    if copy or sinks:  # video.avi and the frame dump want the frames after the last track too
-                        for _ in batches:
-                            pass
+                self._crop_pass(detections.n_frames)
             except BaseException:
-                for video in writing.values():
+                for video in self.writing.values():
                     video.abort()
                 raise
-        with times.stage("write"):
-            kept = [outputs[i] for i in range(len(tracks))]
-            write_track_files(stage, detections, kept, opts.frame_rate)
-            if model is not None:
-                write_sync_results(stage.work_dir, [t.sync for t in kept],
-                                   [stage.track_video(i).name for i in range(len(kept))], vshift)
-        if model is not None and visualise:
-            from .visualise import write_visualisation
+        return [self.outputs[i] for i in range(len(self.tracks))]
 
-            with times.stage("visualise"):
-                write_visualisation(stage, opts.frame_rate)
-    return VideoAnalysis(layout=layout, detections=detections, tracks=kept, n_frames=detections.n_frames)
+    def _crop_pass(self, n_frames: int) -> None:
+        sinks = self._first_decode_sinks() if self.given else []
+        # The frame dump wants whole frames; crops and video.avi (encoded from the
+        # decoder's own pictures) do not.
+        region = None if sinks else crop_region(self.tracks, self.opts.crop_scale, self.info)
+        with self.times.stage("crop"), closing(self._frames("cropping", n_frames, copy=self.given,
+                                                            region=region)) as decoded:
+            batches = _tee(decoded, sinks)
+            crop_tracks(batches, self.tracks, self.opts.crop_scale, on_done=self._track_done,
+                        on_crops=self._crops_made, tail_tolerance=self.TAIL_TOLERANCE if self.given else 0,
+                        region=region, frame_size=self.info.display_size)
+            if self.given:  # video.avi and the frame dump want the frames after the last track too
+                for _ in batches:
+                    pass
+
+    # A track's crop AVI encodes as its crops are made, so when the track is done only
+    # its tail is left to write.  SyncNet then scores the file as written, decoded
+    # (what run_syncnet.py and the reference's run_syncnet score), not the crops in
+    # memory: the crop AVI is lossy MPEG-4, and scoring the crops before encoding
+    # moved confidences by about 1% from the scripts' on the same file.
+    def _crops_made(self, i: int, crops: np.ndarray) -> None:
+        if i not in self.writing:
+            sound = track_audio(self.audio, self.tracks[i], self.opts.frame_rate)
+            self.writing[i] = TrackVideo(self.stage.track_video(i), sound, self.opts.frame_rate)
+        self.writing[i].write(crops)
+
+    def _track_done(self, i: int, result: CropResult) -> None:
+        with self.times.stage("write"):
+            self.writing.pop(i).close()
+        sync = None
+        if self.model is not None:
+            with self.times.stage("syncnet"):
+                sync = evaluate_track_file(self.stage.track_video(i), self.model, vshift=self.vshift,
+                                           batch_size=self.sync_batch)
+        self.outputs[i] = TrackOutput(self.tracks[i], result.x, result.y, result.s, sync)
+
+    def write_files(self, detections: Detections, tracks: list[TrackOutput], scored: bool, vshift: int) -> None:
+        """The pickles and tracks.json; with SyncNet results, offsets and activesd.pckl."""
+        with self.times.stage("write"):
+            write_track_files(self.stage, detections, tracks, self.opts.frame_rate)
+            if scored:
+                write_sync_results(self.stage.work_dir, [t.sync for t in tracks],
+                                   [self.stage.track_video(i).name for i in range(len(tracks))], vshift)
+
+    def visualise(self, tracks: list[TrackOutput]) -> None:
+        """pyavi/R/video_out.avi from the tracks and distances in memory."""
+        with self.times.stage("visualise"):
+            draw_visualisation(self.stage, reference_tracks(tracks), [t.sync.dists for t in tracks],
+                               self.opts.frame_rate)

@@ -5,7 +5,6 @@ import numpy as np
 import python_speech_features
 
 SAMPLE_RATE = 16000
-MFCC_PER_SECOND = 100  # 10 ms hop: 4 MFCC columns per video frame at 25 fps
 
 
 def mfcc(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

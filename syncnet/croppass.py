@@ -16,83 +16,102 @@ CROP_FLUSH = 32  # frames of a track's crops handed to `on_crops` at a time
 
 
 def crop_tracks(batches: Iterable[np.ndarray], tracks: list[dict], crop_scale: float,
-                offsets: list[int] | None = None,
                 on_done: Callable[[int, CropResult], None] | None = None,
                 on_crops: Callable[[int, np.ndarray], None] | None = None,
                 tail_tolerance: int = 0, region: media.Region | None = None,
                 frame_size: tuple[int, int] | None = None) -> list[CropResult | None]:
-    """Crop every track in one pass over the frames.
+    """Crop every track in one pass over the frames (track frame numbers count from the
+    stream's first frame); the pass stops once the last track is cropped.
 
-    Track i's frame numbers count from `offsets[i]` in the frame stream.  Each track's
-    result goes to `on_done(i, result)` as soon as its last frame is cropped; it is
-    also returned unless `on_done` is given (then the list holds None), so a caller
+    Each track's result goes to `on_done(i, result)` as soon as its last frame is cropped;
+    it is also returned unless `on_done` is given (then the list holds None), so a caller
     can write or evaluate a track and let its crops go.  `on_crops(i, crops)` sees a
     track's crops as they are made, every `CROP_FLUSH` frames and before `on_done`, in
     order (e.g. to encode them while the pass goes on); those rows are final and must
-    not be modified.  When the stream ends up to
-    `tail_tolerance` frames early (a re-encoded chunk can decode to one frame fewer
-    than its source range), the last frame stands in for the missing ones.  With
-    `region` the frames are that part of `frame_size` (width, height) pictures (see
-    `crop_region`).
+    not be modified.  When the stream ends up to `tail_tolerance` frames early (a
+    re-encoded chunk can decode to one frame fewer than its source range), the last
+    frame stands in for the missing ones.  With `region` the frames are that part of
+    `frame_size` (width, height) pictures (see `crop_region`).
     """
-    origin = (0, 0) if region is None else (region.top, region.left)
-    hw = None if frame_size is None else (frame_size[1], frame_size[0])
-    offsets = offsets or [0] * len(tracks)
-    croppers = [TrackCropper(t, crop_scale) for t in tracks]
-    first_abs = [int(t["frame"][0]) + o for t, o in zip(tracks, offsets)]
-    last_abs = [int(t["frame"][-1]) + o for t, o in zip(tracks, offsets)]
-    buffers: dict[int, np.ndarray] = {}
-    results: list[CropResult | None] = [None] * len(tracks)
-    order = sorted(range(len(tracks)), key=lambda i: first_abs[i])
-    pending = 0
-    open_ids: list[int] = []
+    crops = _CropPass(tracks, crop_scale, on_done, on_crops, region, frame_size)
     frame_no = 0
-
-    flushed = [0] * len(tracks)
-
-    def flush(i: int, upto: int) -> None:
-        if on_crops is not None and upto > flushed[i]:
-            on_crops(i, buffers[i][flushed[i]:upto])
-            flushed[i] = upto
-
-    def finish(i: int) -> None:
-        flush(i, len(buffers[i]))
-        result = CropResult(crops=buffers.pop(i), x=croppers[i].x, y=croppers[i].y, s=croppers[i].s)
-        if on_done is not None:
-            on_done(i, result)
-        else:
-            results[i] = result
-
-    def stream() -> Iterator[np.ndarray]:
-        image = None
-        for batch in batches:
-            yield from batch
-            image = batch[-1]
-        if image is not None:
-            for _ in range(tail_tolerance):
-                yield image
-
-    for image in stream():
-        if pending == len(order) and not open_ids:
+    for image in _frames(batches, tail_tolerance):
+        if crops.finished:
             break
-        while pending < len(order) and first_abs[order[pending]] <= frame_no:
-            i = order[pending]
-            buffers[i] = np.empty((len(tracks[i]["frame"]), 224, 224, 3), np.uint8)
-            open_ids.append(i)
-            pending += 1
-        for i in list(open_ids):
-            buffers[i][frame_no - first_abs[i]] = croppers[i].crop(frame_no - offsets[i], image, origin, hw)
-            if frame_no == last_abs[i]:
-                open_ids.remove(i)
-                finish(i)
-            elif (frame_no - first_abs[i] + 1) % CROP_FLUSH == 0:
-                flush(i, frame_no - first_abs[i] + 1)
+        crops.push(frame_no, image)
         frame_no += 1
-    if open_ids or pending < len(order):
-        missing = sorted(open_ids + order[pending:])
-        raise InputError(f"the video ended at frame {frame_no} before face tracks {missing} did "
+    if not crops.finished:
+        raise InputError(f"the video ended at frame {frame_no} before face tracks {crops.unfinished()} did "
                          "(it decodes to fewer frames than at detection)")
-    return results
+    return crops.results
+
+
+def _frames(batches: Iterable[np.ndarray], tail_tolerance: int) -> Iterator[np.ndarray]:
+    """The frames of the batches, then the last one `tail_tolerance` times more."""
+    image = None
+    for batch in batches:
+        yield from batch
+        image = batch[-1]
+    if image is not None:
+        for _ in range(tail_tolerance):
+            yield image
+
+
+class _CropPass:
+    """crop_tracks' state: the tracks not begun yet (in order of their first frame), the
+    open ones with their crops so far, and how many of those were handed on."""
+
+    def __init__(self, tracks: list[dict], crop_scale: float, on_done, on_crops,
+                 region: media.Region | None, frame_size: tuple[int, int] | None):
+        self.tracks, self.on_done, self.on_crops = tracks, on_done, on_crops
+        self.origin = (0, 0) if region is None else (region.top, region.left)
+        self.hw = None if frame_size is None else (frame_size[1], frame_size[0])
+        self.croppers = [TrackCropper(t, crop_scale) for t in tracks]
+        self.first = [int(t["frame"][0]) for t in tracks]
+        self.last = [int(t["frame"][-1]) for t in tracks]
+        self.order = sorted(range(len(tracks)), key=lambda i: self.first[i])
+        self.pending = 0  # order[pending:] have not begun
+        self.open_ids: list[int] = []
+        self.buffers: dict[int, np.ndarray] = {}
+        self.flushed = [0] * len(tracks)
+        self.results: list[CropResult | None] = [None] * len(tracks)
+
+    @property
+    def finished(self) -> bool:
+        return self.pending == len(self.order) and not self.open_ids
+
+    def unfinished(self) -> list[int]:
+        return sorted(self.open_ids + self.order[self.pending:])
+
+    def push(self, frame_no: int, image: np.ndarray) -> None:
+        """Frame `frame_no`: open the tracks that begin there, crop every open track."""
+        while self.pending < len(self.order) and self.first[self.order[self.pending]] <= frame_no:
+            i = self.order[self.pending]
+            self.buffers[i] = np.empty((len(self.tracks[i]["frame"]), 224, 224, 3), np.uint8)
+            self.open_ids.append(i)
+            self.pending += 1
+        for i in list(self.open_ids):
+            made = frame_no - self.first[i] + 1
+            self.buffers[i][made - 1] = self.croppers[i].crop(frame_no, image, self.origin, self.hw)
+            if frame_no == self.last[i]:
+                self.open_ids.remove(i)
+                self._finish(i)
+            elif made % CROP_FLUSH == 0:
+                self._flush(i, made)
+
+    def _flush(self, i: int, upto: int) -> None:
+        if self.on_crops is not None and upto > self.flushed[i]:
+            self.on_crops(i, self.buffers[i][self.flushed[i]:upto])
+            self.flushed[i] = upto
+
+    def _finish(self, i: int) -> None:
+        self._flush(i, len(self.buffers[i]))
+        c = self.croppers[i]
+        result = CropResult(crops=self.buffers.pop(i), x=c.x, y=c.y, s=c.s)
+        if self.on_done is not None:
+            self.on_done(i, result)
+        else:
+            self.results[i] = result
 
 
 def crop_region(tracks: list[dict], crop_scale: float, info: media.MediaInfo) -> media.Region | None:
@@ -111,8 +130,6 @@ def crop_region(tracks: list[dict], crop_scale: float, info: media.MediaInfo) ->
         return media.even_region(0, 2, 0, 2, w, h)
     return media.even_region(min(e[0] for e in extents), max(e[1] for e in extents),
                              min(e[2] for e in extents), max(e[3] for e in extents), w, h)
-
-
 
 
 def track_audio(audio: np.ndarray, track: dict, frame_rate: int, sample_rate: int = 16000) -> np.ndarray:

@@ -18,8 +18,6 @@ class FaceDetector(Protocol):
     def detect_batch(self, images_rgb: np.ndarray, conf_th: float, scale: float) -> list[np.ndarray]: ...
 
 
-
-
 @dataclass
 class Detections:
     """Per-frame faces in the reference's faces.pckl format, and the shots.
@@ -58,8 +56,6 @@ class Detections:
         drop = min(max(0, frame - self.first_frame), len(self.faces))
         del self.faces[:drop]
         self.first_frame += drop
-
-
 
 
 class FrameDetector:

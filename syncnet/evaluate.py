@@ -23,7 +23,7 @@ from scipy import signal
 
 from .audio import SAMPLE_RATE, mfcc
 from .errors import InputError
-from .precision import autocast
+from .model import SyncNet
 
 log = logging.getLogger(__name__)
 
@@ -96,18 +96,8 @@ def _check_inputs(frames_bgr, audio) -> tuple[np.ndarray, np.ndarray, int]:
     return frames, audio, n_win
 
 
-def _model_device(model: torch.nn.Module) -> torch.device:
-    for tensor in model.parameters():
-        return tensor.device
-    return torch.device("cpu")
-
-
-def _embed(model: torch.nn.Module, frames: np.ndarray, audio: np.ndarray, n_win: int,
+def _embed(model: SyncNet, frames: np.ndarray, audio: np.ndarray, n_win: int,
            batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    device = _model_device(model)
-    precision = getattr(model, "precision", "fp32")
-    lip_format = getattr(model, "lip_memory_format", torch.contiguous_format)  # channels-last on the CPU
-    by_clip = getattr(model, "forward_lip_clip", None)  # SyncNetModel's; test doubles take windows
     # Column 4(n_win-1)+19 ends before sample 640*(n_win+5); MFCC columns are local, so
     # the cut leaves every used column bit-for-bit as on the whole track.
     used = audio[:SAMPLES_PER_FRAME * (n_win + WINDOW)]
@@ -118,34 +108,24 @@ def _embed(model: torch.nn.Module, frames: np.ndarray, audio: np.ndarray, n_win:
     with torch.inference_mode():
         for start in range(0, n_win, batch_size):
             stop = min(n_win, start + batch_size)
-            # Only this batch's frames go to the device and become float: (1, 3, t, H, W) as
-            # one clip when the model takes clips, else copied into windows (b, 3, 5, H, W).
-            part = clip[start:stop + WINDOW - 1].permute(3, 0, 1, 2)
-            if by_clip is not None:
-                lip_in = part.unsqueeze(0).to(device)
-            else:  # windows laid out in uint8 (a quarter of the bytes)
-                lip_in = part.unfold(1, WINDOW, 1).permute(1, 0, 4, 2, 3).to(device)
-            lip_in = lip_in.contiguous(memory_format=lip_format).float()
-            aud_in = aud_windows[start:stop].unsqueeze(1).contiguous().to(device)
-            with autocast(device, precision):
-                lip = by_clip(lip_in) if by_clip is not None else model.forward_lip(lip_in)
-                aud = model.forward_aud(aud_in)
-            lip_out.append(lip.float().cpu())
-            aud_out.append(aud.float().cpu())
+            lip, aud = model.embed(clip[start:stop + WINDOW - 1], aud_windows[start:stop])
+            lip_out.append(lip)
+            aud_out.append(aud)
     return torch.cat(lip_out), torch.cat(aud_out)
 
 
-def embed_windows(model: torch.nn.Module, frames_bgr: np.ndarray, audio: np.ndarray,
+def embed_windows(model: SyncNet | torch.nn.Module, frames_bgr: np.ndarray, audio: np.ndarray,
                   batch_size: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
     """Lip and audio embeddings, each (windows, D) float32 on the CPU, of every 5-frame window.
 
     frames_bgr: (T, 224, 224, 3) BGR (uint8 or float 0..255); audio: 16 kHz mono samples
-    (int16 as the reference reads them).  Raises InputError for unusable input.
+    (int16 as the reference reads them).  `model`: see `evaluate_sync`.  Raises InputError
+    for unusable input.
     """
     if batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {batch_size}")
     frames, audio, n_win = _check_inputs(frames_bgr, audio)
-    return _embed(model, frames, audio, n_win, batch_size)
+    return _embed(SyncNet.of(model), frames, audio, n_win, batch_size)
 
 
 def shift_distances(lip: torch.Tensor, aud: torch.Tensor, vshift: int) -> torch.Tensor:
@@ -190,12 +170,12 @@ def sync_from_features(lip: torch.Tensor, aud: torch.Tensor, vshift: int = 15,
     return sync_from_distances(shift_distances(lip, aud, vshift), vshift, n_frames)
 
 
-def evaluate_sync(model: torch.nn.Module, frames_bgr: np.ndarray, audio: np.ndarray, vshift: int = 15,
+def evaluate_sync(model: SyncNet | torch.nn.Module, frames_bgr: np.ndarray, audio: np.ndarray, vshift: int = 15,
                   batch_size: int = 20) -> SyncResult:
     """Offset and confidence of a (T, 224, 224, 3) BGR face track with its 16 kHz mono sound.
 
-    `model` is a SyncNet (see `load_syncnet`) or anything with `forward_lip` and
-    `forward_aud`; it runs on the device of its parameters.  Raises InputError when
+    `model` is a SyncNet (see `load_syncnet`), or a bare network with `forward_lip_clip`
+    and `forward_aud` (run in fp32 on the device of its parameters).  Raises InputError when
     there is no sound or fewer than 6 frames of both; warns when the lengths differ
     (the shorter is used).
     """

@@ -4,6 +4,9 @@ Audio branch: a 13x20 MFCC window (0.2 s) -> 1024-d.  Lip branch: five 224x224 B
 frames (0.2 s at 25 fps) as raw 0..255 floats -> 1024-d.  Windows that belong
 together lie close in that space.  The layer order (and so every Sequential index)
 is the reference's: the published weights are addressed by those indices.
+
+`SyncNet` runs a network as this project does (device, precision, memory format);
+`load_syncnet` gives one with the published weights.
 """
 from __future__ import annotations
 
@@ -12,9 +15,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import InputError
-from .precision import check_precision
+from .device import default_device, parse_device
+from .precision import autocast, check_precision
 from .weights import SYNCNET, load_weights_into
+
+__all__ = ["SyncNet", "SyncNetModel", "default_device", "load_syncnet", "parse_device"]
 
 
 def _block(conv: nn.Module, channels: int, norm: type[nn.Module]) -> list[nn.Module]:
@@ -82,40 +87,81 @@ class SyncNetModel(nn.Module):
         return self.netfclip(mid.reshape(mid.size(0), -1))
 
 
-def default_device() -> str:
-    """"cuda" when a GPU is usable, else "cpu"."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
+class SyncNet:
+    """SyncNet as this project runs it: a network (`SyncNetModel`, or any module with
+    `forward_lip_clip` and `forward_aud`) with the device, precision and lip-tower memory
+    format it runs at, as `detectors.S3FD` owns its own.
+
+    `embed` turns a batch of frames and MFCC windows into embeddings.  Other attributes
+    (`parameters`, `state_dict`, `training`, `netcnnlip`, ...) are the network's, so a
+    loaded SyncNet still reads like the module it wraps.
+    """
+
+    def __init__(self, net: nn.Module, device: torch.device | None = None, precision: str = "fp32",
+                 lip_memory_format: torch.memory_format = torch.contiguous_format):
+        self.net = net
+        self.device = device if device is not None else _device_of(net)
+        self.precision = precision
+        self.lip_memory_format = lip_memory_format
+
+    @classmethod
+    def of(cls, model) -> SyncNet:
+        """What runs `model`: itself if it runs itself (a SyncNet, or a proxy of one such as
+        jobs.batch.Serialised, which has its `embed`), else SyncNet(model) for a bare network
+        (or a proxy of one): fp32, on the device of its parameters."""
+        if isinstance(model, SyncNet) or (not isinstance(model, nn.Module) and hasattr(model, "embed")):
+            return model
+        return cls(model)
+
+    def __getattr__(self, name: str):
+        if name == "net":  # not set yet (copying, unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.net, name)
+
+    # The passes go through these (not straight to `net`) so that a caller can time them
+    # on this object (bench/run.py replaces them with timed calls).
+    def forward_lip_clip(self, clip: torch.Tensor) -> torch.Tensor:
+        return self.net.forward_lip_clip(clip)
+
+    def forward_lip(self, windows: torch.Tensor) -> torch.Tensor:
+        return self.net.forward_lip(windows)
+
+    def forward_aud(self, windows: torch.Tensor) -> torch.Tensor:
+        return self.net.forward_aud(windows)
+
+    def embed(self, frames: torch.Tensor, mfcc_windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(t, H, W, 3) consecutive BGR frames (uint8, CPU) and their (t - 4, 13, 20) MFCC windows
+        -> lip and audio embeddings, each (t - 4, D) float32 on the CPU.
+
+        Only these frames go to the device, as one clip (1, 3, t, H, W), and become float there.
+        """
+        clip = frames.permute(3, 0, 1, 2).unsqueeze(0).to(self.device)
+        clip = clip.contiguous(memory_format=self.lip_memory_format).float()
+        aud_in = mfcc_windows.unsqueeze(1).contiguous().to(self.device)
+        with autocast(self.device, self.precision):
+            lip = self.forward_lip_clip(clip)
+            aud = self.forward_aud(aud_in)
+        return lip.float().cpu(), aud.float().cpu()
 
 
-def parse_device(device: str | torch.device) -> torch.device:
-    """A torch device from "cpu", "cuda" or "cuda:N", or InputError in one line."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError) as exc:
-        raise InputError(f"unknown device {device!r} (use cpu, cuda or cuda:N)") from exc
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError(f"device {device!r} asked for, but CUDA is not available here")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise InputError(f"device {device!r} asked for, but only {torch.cuda.device_count()} GPU(s) are visible")
-    elif dev.type != "cpu":
-        raise InputError(f"unsupported device {device!r} (use cpu, cuda or cuda:N)")
-    return dev
+def _device_of(net: nn.Module) -> torch.device:
+    for tensor in net.parameters():
+        return tensor.device
+    return torch.device("cpu")
 
 
-def load_syncnet(path: str | Path, device: str | torch.device = "cpu", precision: str = "fp32") -> SyncNetModel:
+def load_syncnet(path: str | Path, device: str | torch.device = "cpu", precision: str = "fp32") -> SyncNet:
     """The network with the published (or stand-in) weights at `path`, in eval mode on `device`.
 
     Raises WeightsError for a missing or wrong file and InputError for an unusable device
     or precision (see syncnet.precision; fp32, the reference's, by default).
     """
     dev = parse_device(device)
-    model = load_weights_into(SyncNetModel(), path, SYNCNET).to(dev).eval()
-    model.precision = check_precision(precision, dev)  # read by evaluate.embed_windows
-    model.lip_memory_format = torch.contiguous_format  # read by evaluate.embed_windows
+    net = load_weights_into(SyncNetModel(), path, SYNCNET).to(dev).eval()
+    lip_format = torch.contiguous_format
     if dev.type == "cpu":
         # oneDNN runs the 3-D convolutions of the lip tower about 1.4x faster on
         # channels-last tensors; the results are the same up to float rounding.
-        model.netcnnlip.to(memory_format=torch.channels_last_3d)
-        model.lip_memory_format = torch.channels_last_3d
-    return model
+        net.netcnnlip.to(memory_format=torch.channels_last_3d)
+        lip_format = torch.channels_last_3d
+    return SyncNet(net, dev, check_precision(precision, dev), lip_format)

@@ -19,8 +19,6 @@ class FaceOptions:
     detect_every: int = 1  # speed option: S3FD on every n-th frame only (see FrameDetector)
 
 
-
-
 def speed_parameters(opts: FaceOptions, precision: str, chunk_preset: str = "veryfast") -> dict:
     """The speed options that change results, for a summary's `parameters`: only those
     set away from their defaults, so summaries of default runs keep their earlier form."""

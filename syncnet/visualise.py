@@ -1,7 +1,8 @@
 """The reference's run_visualise.py: each face box coloured by its framewise confidence.
 
-Reads pywork/R/tracks.pckl and activesd.pckl and pyavi/R/video.avi; writes
-pyavi/R/video_out.avi with the sound of pyavi/R/audio.wav.
+Draws on pyavi/R/video.avi the tracks and SyncNet distances (given, or read back from
+pywork/R/tracks.pckl and activesd.pckl); writes pyavi/R/video_out.avi with the sound
+of pyavi/R/audio.wav.
 """
 from __future__ import annotations
 
@@ -82,12 +83,19 @@ def _load(path: Path, what: str):
 
 
 def write_visualisation(layout: Layout, frame_rate: int = 25) -> Path:
-    """pyavi/R/video_out.avi from the reference's outputs of run_pipeline.py and run_syncnet.py."""
+    """pyavi/R/video_out.avi from the reference's outputs of run_pipeline.py and run_syncnet.py
+    (tracks.pckl and activesd.pckl, read back)."""
     vidtracks = _load(layout.work("tracks.pckl"), "run_pipeline.py")
     dists = _load(layout.work("activesd.pckl"), "run_syncnet.py")
     if len(dists) != len(vidtracks):
         raise InputError(f"{layout.work_dir}: {len(vidtracks)} tracks but {len(dists)} SyncNet results; "
                          "run run_syncnet.py again")
+    return draw_visualisation(layout, vidtracks, dists, frame_rate)
+
+
+def draw_visualisation(layout: Layout, vidtracks: list[dict], dists: list, frame_rate: int = 25) -> Path:
+    """pyavi/R/video_out.avi: pyavi/R/video.avi with the boxes of `vidtracks` (as in tracks.pckl)
+    coloured by their SyncNet distances `dists` (as in activesd.pckl), one per track."""
     info = media.probe(layout.video_avi)
     width, height = info.display_size
     n_frames = int(round(info.duration * frame_rate)) + 1

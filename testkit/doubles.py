@@ -32,6 +32,10 @@ class BrightnessLoudnessSyncNet(torch.nn.Module):
     def forward_lip(self, x: torch.Tensor) -> torch.Tensor:  # (N, 3, 5, H, W)
         return self._z(x.mean(dim=(1, 3, 4)))
 
+    def forward_lip_clip(self, clip: torch.Tensor) -> torch.Tensor:  # (1, 3, T, H, W) -> (T - 4, 5)
+        """`forward_lip` of every 5-frame window of the clip, with the same sums."""
+        return self._z(clip.mean(dim=(1, 3, 4))[0].unfold(0, 5, 1).contiguous())
+
     def forward_aud(self, x: torch.Tensor) -> torch.Tensor:  # (N, 1, 13, 20)
         energy = x[:, 0, 0, :].reshape(x.shape[0], 5, 4).mean(dim=2)
         return self._z(energy)

@@ -41,6 +41,9 @@ class LoudnessBrightnessNet(torch.nn.Module):
     def forward_lip(self, x: torch.Tensor) -> torch.Tensor:  # (N, 3, 5, H, W)
         return _unit(x.mean(dim=(1, 3, 4)))
 
+    def forward_lip_clip(self, clip: torch.Tensor) -> torch.Tensor:  # (1, 3, T, H, W) -> (T - 4, 5)
+        return _unit(clip.mean(dim=(1, 3, 4))[0].unfold(0, 5, 1).contiguous())
+
     def forward_aud(self, x: torch.Tensor) -> torch.Tensor:  # (N, 1, 13, 20)
         energy = x[:, 0, 0, :].reshape(len(x), 5, 4)[:, :, :2].mean(dim=2)
         return _unit(energy)

@@ -12,7 +12,7 @@ from scipy.io import wavfile
 from syncnet import InputError, SyncResult, evaluate_sync, load_syncnet
 from syncnet.audio import mfcc
 from syncnet.evaluate import embed_windows, shift_distances, sync_from_features
-from syncnet.model import SyncNetModel
+from syncnet.model import SyncNet, SyncNetModel
 
 RTOL, ATOL = 1e-4, 1e-3
 
@@ -68,6 +68,9 @@ class WindowProbe(torch.nn.Module):
     def forward_lip(self, x):  # (N, 3, 5, H, W)
         return x.mean(dim=(3, 4)).flatten(1)
 
+    def forward_lip_clip(self, clip):  # (1, 3, T, H, W): the same per 5-frame window
+        return clip.mean(dim=(3, 4))[0].unfold(1, 5, 1).permute(1, 0, 2).flatten(1)
+
     def forward_aud(self, x):  # (N, 1, 13, 20)
         return x.flatten(1)
 
@@ -77,6 +80,9 @@ class FrameMeans(torch.nn.Module):
 
     def forward_lip(self, x):
         return x.mean(dim=(1, 3, 4))
+
+    def forward_lip_clip(self, clip):
+        return clip.mean(dim=(1, 3, 4))[0].unfold(0, 5, 1).contiguous()
 
     def forward_aud(self, x):
         return x[:, 0, 0, :].reshape(len(x), 5, 4).mean(dim=2)
@@ -123,10 +129,10 @@ def test_two_stages_equal_one_call_and_batch_size_does_not_matter():
 
 
 class Untouchable(torch.nn.Module):
-    def forward_lip(self, x):
+    def forward_lip_clip(self, x):
         raise AssertionError("the network must not run on unusable input")
 
-    forward_aud = forward_lip
+    forward_aud = forward_lip_clip
 
 
 @pytest.mark.parametrize("n_frames", [0, 1, 5])
@@ -213,27 +219,55 @@ def test_lip_tower_on_a_clip_equals_window_by_window(case, syncnet_weights, chan
     torch.testing.assert_close(by_clip, by_window, rtol=1e-5, atol=1e-4)
 
 
-def test_models_without_a_clip_form_get_windows(case, syncnet_weights):
-    """A model with only forward_lip (test doubles, wrappers) is fed (N, 3, 5, H, W) windows."""
+def test_the_loaded_syncnet_owns_its_precision_and_memory_format(syncnet_weights):
+    """load_syncnet's runner holds device, precision and lip memory format; the network does not."""
+    model = load_syncnet(syncnet_weights, device="cpu", precision="bf16")
+    assert isinstance(model, SyncNet) and isinstance(model.net, SyncNetModel)
+    assert (model.device.type, model.precision, model.lip_memory_format) == ("cpu", "bf16", torch.channels_last_3d)
+    assert not hasattr(model.net, "precision") and not hasattr(model.net, "lip_memory_format")
+    bare = SyncNet.of(FrameMeans())
+    assert (bare.device.type, bare.precision, bare.lip_memory_format) == ("cpu", "fp32", torch.contiguous_format)
+    assert SyncNet.of(model) is model
+
+
+def test_a_bare_network_gives_what_the_loaded_syncnet_gives(case, syncnet_weights):
+    """evaluate_sync takes the nn.Module itself too (in fp32, its parameters' device)."""
     model = load_syncnet(syncnet_weights, device="cpu")
-    shapes = []
-
-    class WindowsOnly:
-        precision, lip_memory_format = "fp32", torch.channels_last_3d
-
-        def parameters(self):
-            return model.parameters()
-
-        def forward_lip(self, x):
-            shapes.append(tuple(x.shape))
-            return model.forward_lip(x)
-
-        def forward_aud(self, x):
-            return model.forward_aud(x)
-
     frames, audio = case["frames"][:30], case["audio"][: 30 * 640]
-    a = evaluate_sync(WindowsOnly(), frames, audio, batch_size=10)
+    a = evaluate_sync(model.net, frames, audio, batch_size=10)
     b = evaluate_sync(model, frames, audio, batch_size=10)
-    assert shapes and all(s[1:] == (3, 5, 224, 224) for s in shapes)
     assert a.offset == b.offset
     np.testing.assert_allclose(a.dists, b.dists, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_proxy_of_the_loaded_syncnet_runs_as_it(case, syncnet_weights, precision):
+    """The batch job hands out the model behind a lock (Serialised): it still runs at the
+    loaded precision and memory format, so it gives exactly the loaded SyncNet's numbers;
+    a proxy of a bare network (a test double) runs as the network."""
+    import threading
+
+    from syncnet.jobs.batch import Serialised
+
+    model = load_syncnet(syncnet_weights, device="cpu", precision=precision)
+    frames, audio = case["frames"][:30], case["audio"][: 30 * 640]
+    a = evaluate_sync(Serialised(model, threading.Lock()), frames, audio, batch_size=10)
+    b = evaluate_sync(model, frames, audio, batch_size=10)
+    np.testing.assert_array_equal(a.dists, b.dists)
+    c = evaluate_sync(Serialised(FrameMeans(), threading.Lock()), frames, audio, batch_size=10)
+    np.testing.assert_array_equal(c.dists, evaluate_sync(FrameMeans(), frames, audio, batch_size=10).dists)
+
+
+@pytest.mark.parametrize("n_frames", [6, 9, 24, 31])
+def test_the_doubles_clip_form_is_their_window_form(n_frames):
+    """The test doubles' forward_lip_clip computes bit for bit what forward_lip gives each window."""
+    from testkit.doubles import BrightnessLoudnessSyncNet
+
+    frames, _ = _clip(n_frames, 0, seed=n_frames)
+    part = torch.from_numpy(frames).permute(3, 0, 1, 2)  # (3, T, H, W)
+    windows = part.unfold(1, 5, 1).permute(1, 0, 4, 2, 3).contiguous().float()
+    clip = part.unsqueeze(0).contiguous().float()
+    for double in (BrightnessLoudnessSyncNet(), FrameMeans()):
+        assert torch.equal(double.forward_lip_clip(clip), double.forward_lip(windows)), type(double).__name__
+    probe = WindowProbe()
+    torch.testing.assert_close(probe.forward_lip_clip(clip), probe.forward_lip(windows))

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import torch
 
+from syncnet.device import parse_device
 from syncnet.errors import InputError
 from syncnet.precision import autocast, check_precision
 from syncnet.weights import S3FD as S3FD_WEIGHTS
@@ -22,16 +23,6 @@ from .net import S3FDNet
 RGB_MEAN = (123.0, 117.0, 104.0)
 # Smallest input side whose deepest feature map is not empty (five halvings, one of them ceil).
 MIN_INPUT_SIDE = 28
-
-
-def _device(device: str | torch.device) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InputError(f"unknown device {device!r} (use cpu, cuda or cuda:N)") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {device!r} asked for, but CUDA is not available here")
-    return dev
 
 
 def _resize(image: np.ndarray, scale: float) -> np.ndarray:
@@ -59,7 +50,7 @@ class S3FD:
     """
 
     def __init__(self, weights: str | Path, device: str | torch.device = "cpu", precision: str = "fp32"):
-        self.device = _device(device)
+        self.device = parse_device(device)
         self.precision = check_precision(precision, self.device)
         self.net = load_weights_into(S3FDNet(), weights, S3FD_WEIGHTS).to(self.device).eval()
         # On the CPU, oneDNN runs S3FD about 1.25x faster on channels-last (NHWC) tensors,
