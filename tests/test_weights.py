@@ -110,6 +110,14 @@ def test_home_cache_without_xdg(places, monkeypatch):
     assert resolve_weights(W.SYNCNET) == cached
 
 
+def test_downloads_go_to_the_checkout_or_else_the_cache(places):
+    """In a checkout, the reference's places; in an installed copy (no pyproject.toml above
+    the package), the user cache rather than site-packages."""
+    assert W.default_place(W.S3FD) == places["cache"] / "syncnet" / W.S3FD.filename
+    _touch(places["repo"] / "pyproject.toml")
+    assert W.default_place(W.S3FD) == places["repo"] / W.S3FD.reference_path
+
+
 def test_named_paths_must_exist(places, monkeypatch, tmp_path):
     _touch(places["repo"] / W.SYNCNET.reference_path)  # present, but must not be used instead
     with pytest.raises(WeightsError, match=r"not found at .*typo\.model \(given explicitly\)"):

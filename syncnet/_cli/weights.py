@@ -34,7 +34,7 @@ def download(spec: WeightSpec, dest: Path, quiet: bool) -> Path:
 def _targets(dest_dir: str | None) -> list[tuple[WeightSpec, Path]]:
     if dest_dir:
         return [(spec, Path(dest_dir) / spec.filename) for spec in (SYNCNET, S3FD)]
-    return [(spec, weights.REPO_ROOT / spec.reference_path) for spec in (SYNCNET, S3FD)]
+    return [(spec, weights.default_place(spec)) for spec in (SYNCNET, S3FD)]
 
 
 def cmd_download(args: argparse.Namespace) -> int:

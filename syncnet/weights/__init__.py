@@ -142,6 +142,14 @@ def cache_dir() -> Path:
     return Path(base) / "syncnet"
 
 
+def default_place(spec: WeightSpec) -> Path:
+    """Where a download goes unless told: the reference's place in a checkout of the repository,
+    the user cache in an installed copy (never into site-packages)."""
+    if (REPO_ROOT / "pyproject.toml").is_file():
+        return REPO_ROOT / spec.reference_path
+    return cache_dir() / spec.filename
+
+
 def search_paths(spec: WeightSpec) -> list[Path]:
     """Where `resolve_weights` looks after an explicit path and the environment variable, in order."""
     return [Path.cwd() / spec.reference_path, REPO_ROOT / spec.reference_path, cache_dir() / spec.filename]
@@ -185,14 +193,14 @@ def _reason(exc: BaseException) -> str:
 
 def download(spec: WeightSpec, dest: str | Path | None = None, *, network: Callable[[], torch.nn.Module],
              timeout: float = 60.0, progress: bool = True) -> Path:
-    """Fetch `spec.url` to `dest` (default: the reference's place in the repository).
+    """Fetch `spec.url` to `dest` (default: `default_place(spec)`).
 
     Bytes go to a hidden `.part` file beside `dest`, which becomes `dest` only once complete and verified
     to load into `network()` (an empty network of `spec`'s kind: every key and shape); on any
     failure it is removed and WeightsError says what to fetch by hand and where to put it.
     The caller names the network because this module sits below the networks' modules.
     """
-    dest = Path(dest).expanduser().absolute() if dest is not None else REPO_ROOT / spec.reference_path
+    dest = Path(dest).expanduser().absolute() if dest is not None else default_place(spec)
     part = part_path(dest)  # unique to this process: two downloads never write one file
     by_hand = f"download {spec.url} yourself and put it at {dest} (or set {spec.env}=PATH)"
     try:
