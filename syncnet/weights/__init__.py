@@ -3,6 +3,11 @@
 The published files are plain state dicts (`syncnet_v2.model`, `sfd_face.pth`).
 Loading checks every key and shape so that a wrong file gets one clear line,
 never a stack trace from deep inside torch, and never a half-loaded model.
+
+This module sits below the networks (syncnet.model, detectors): they load their files
+through it, so it never imports them; `download` checks a file against the empty
+network its caller passes.  The `download|ensure|where` command is syncnet._cli.weights
+(`python -m syncnet.weights` runs it through __main__.py).
 """
 from __future__ import annotations
 
