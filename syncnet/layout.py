@@ -22,8 +22,6 @@ from pathlib import Path
 
 from .errors import InputError
 
-KINDS = ("pyavi", "pycrop", "pywork", "pyframes")
-
 
 @dataclass(frozen=True)
 class Layout:
@@ -74,9 +72,15 @@ class Layout:
         return self.work_dir / name
 
 
+def is_plain_name(reference: str) -> bool:
+    """Whether `reference` names one folder (not empty, not `.` or `..`, no path separator)."""
+    return bool(reference) and reference not in (".", "..") and "/" not in reference and os.sep not in reference
+
+
 def check_reference(reference: str) -> str:
-    if not reference or reference in (".", "..") or "/" in reference or os.sep in reference:
-        raise InputError(f"--reference must be a plain name (got {reference!r})")
+    """`reference`, or InputError unless it is a plain folder name."""
+    if not is_plain_name(reference):
+        raise InputError(f"a reference must be a plain folder name, not a path (got {reference!r})")
     return reference
 
 

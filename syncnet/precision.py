@@ -17,12 +17,24 @@ from .errors import InputError
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
+def precision_problem(precision: str, device: torch.device) -> str | None:
+    """Why a known `precision` cannot run on `device`, as words to follow its name; None if it can.
+
+    The command line says it of its flag ("--precision fp16 needs ..."), the library of
+    the precision ("fp16 precision needs ...").
+    """
+    if precision == "fp16" and device.type != "cuda":
+        return "needs a CUDA device; on the CPU use bf16"
+    return None
+
+
 def check_precision(precision: str, device: torch.device) -> str:
     """`precision` if it can run on `device`; InputError (one line) otherwise."""
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r} (use one of {', '.join(PRECISIONS)})")
-    if precision == "fp16" and device.type != "cuda":
-        raise InputError("--precision fp16 needs a CUDA device; on the CPU use bf16")
+    problem = precision_problem(precision, device)
+    if problem:
+        raise InputError(f"{precision} precision {problem}")
     return precision
 
 

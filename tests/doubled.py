@@ -30,8 +30,9 @@ class SlowDetector(FixedBoxDetector):
         return super().detect_batch(images_rgb, conf_th, scale)
 
 
-def load_models(*args, **kwargs):
-    return SlowDetector(), BrightnessLoudnessSyncNet()
+def load_models(*args, need_s3fd: bool = True, need_syncnet: bool = True, **kwargs):
+    """`syncnet._cli.models.load_models` for every tool: the doubles of the networks asked for."""
+    return (SlowDetector() if need_s3fd else None), (BrightnessLoudnessSyncNet() if need_syncnet else None)
 
 
 syncnet._cli.models.load_models = load_models

@@ -454,3 +454,61 @@ def test_batch_bad_chunks_dir_is_exit_2_and_one_line(case, media, env, tmp_path)
     proc = run(BATCH, "--chunks_dir", chunks, "--output_dir", out, env=env, cwd=tmp_path)
     assert_one_line(proc, 2, BATCH, str(chunks))
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- the command line's own words and shared flags
+
+def _refusing_main(args):
+    from syncnet.errors import ConflictingOutput
+
+    raise ConflictingOutput("OUT holds results made with other parameters (min_track: 5 -> 10)")
+
+
+@pytest.mark.parametrize("tool, way_out", [
+    ("process_long_video", "rerun with --force to redo them, or choose another --output_dir"),
+    ("batch_process", "rerun with --force to redo them"),
+])
+def test_conflicting_output_gets_the_tools_way_out(tool, way_out, monkeypatch, capsys):
+    """The library says what is in the way; the tool adds its flags (exit 2, one line)."""
+    import importlib
+
+    module = importlib.import_module(f"syncnet._cli.{tool}")
+    monkeypatch.setenv("SYNCNET_KEEP_FREED_MEMORY", "0")
+    monkeypatch.setattr(module, "main", _refusing_main)
+    with pytest.raises(SystemExit) as code:
+        module.entry(["--input_video", "v.mp4", "--output_dir", "o"] if tool == "process_long_video"
+                     else ["--chunks_dir", "c", "--output_dir", "o"])
+    assert code.value.code == 2
+    prog = os.path.basename(sys.argv[0])  # run_main's default name: the program's (here pytest's)
+    assert capsys.readouterr().err == (f"{prog}: error: OUT holds results made with other parameters "
+                                       f"(min_track: 5 -> 10); {way_out}\n")
+
+
+def test_input_errors_are_left_as_they_are():
+    from syncnet._cli.common import error_line
+    from syncnet.errors import ConflictingOutput, InputError
+
+    assert error_line(InputError("X; rerun with --force to redo them"), "rerun with --force") == \
+        "X; rerun with --force to redo them"
+    assert error_line(ConflictingOutput("X"), None) == "X"
+    assert error_line(ConflictingOutput("X"), "rerun with --force") == "X; rerun with --force"
+
+
+def test_shared_flags_keep_each_tools_defaults():
+    from syncnet._cli import batch_process, process_long_video, run_pipeline, run_syncnet, run_visualise
+    from syncnet._cli.options import PRECISIONS, face_options
+    from syncnet.options import FaceOptions
+    from syncnet.precision import PRECISIONS as LIBRARY_PRECISIONS
+
+    assert PRECISIONS == LIBRARY_PRECISIONS
+    pipe = run_pipeline.build_parser().parse_args(["--videofile", "v", "--reference", "r"])
+    assert face_options(pipe) == FaceOptions()  # the reference's defaults
+    long = process_long_video.build_parser().parse_args(["--input_video", "v", "--output_dir", "o",
+                                                          "--detect_every", "2", "--batch_size", "8"])
+    assert face_options(long) == FaceOptions(min_track=5, min_face_size=10, detect_every=2, batch_size=8)
+    batch = batch_process.build_parser().parse_args(["--chunks_dir", "c", "--output_dir", "o", "--min_track", "7"])
+    assert face_options(batch) == FaceOptions(min_track=7, min_face_size=10)
+    assert not hasattr(long, "frame_rate") and not hasattr(batch, "facedet_scale")
+    sync = run_syncnet.build_parser().parse_args(["--initial_model", "w", "--precision", "bf16"])
+    assert (sync.initial_model, sync.precision, sync.batch_size) == ("w", "bf16", 20)
+    assert run_visualise.build_parser().parse_args(["--reference", "r"]).frame_rate == 25

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from syncnet import WeightsError, load_syncnet, resolve_weights
+from detectors.s3fd.net import S3FDNet
+from syncnet import SyncNetModel, WeightsError, load_syncnet, resolve_weights
 from syncnet import weights as W
+from syncnet._cli import weights as cli
 
 
 def _with_counters(src: Path, dst: Path) -> Path:
@@ -108,6 +110,14 @@ def test_home_cache_without_xdg(places, monkeypatch):
     assert resolve_weights(W.SYNCNET) == cached
 
 
+def test_downloads_go_to_the_checkout_or_else_the_cache(places):
+    """In a checkout, the reference's places; in an installed copy (no pyproject.toml above
+    the package), the user cache rather than site-packages."""
+    assert W.default_place(W.S3FD) == places["cache"] / "syncnet" / W.S3FD.filename
+    _touch(places["repo"] / "pyproject.toml")
+    assert W.default_place(W.S3FD) == places["repo"] / W.S3FD.reference_path
+
+
 def test_named_paths_must_exist(places, monkeypatch, tmp_path):
     _touch(places["repo"] / W.SYNCNET.reference_path)  # present, but must not be used instead
     with pytest.raises(WeightsError, match=r"not found at .*typo\.model \(given explicitly\)"):
@@ -140,7 +150,7 @@ def test_offline_download(monkeypatch, tmp_path):
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
     dest = tmp_path / "w" / "syncnet_v2.model"
     with pytest.raises(WeightsError) as err:
-        W.download(W.SYNCNET, dest, progress=False)
+        W.download(W.SYNCNET, dest, network=SyncNetModel, progress=False)
     msg = str(err.value)
     assert "\n" not in msg and W.SYNCNET.url in msg and str(dest) in msg and "name resolution" in msg
     _no_leftovers(dest.parent)
@@ -152,7 +162,7 @@ def test_truncated_download(monkeypatch, tmp_path, syncnet_weights, announced):
     _serve(monkeypatch, data[:len(data) // 3], len(data) if announced else None)
     dest = tmp_path / "syncnet_v2.model"
     with pytest.raises(WeightsError, match="stopped after" if announced else "not usable"):
-        W.download(W.SYNCNET, dest, progress=False)
+        W.download(W.SYNCNET, dest, network=SyncNetModel, progress=False)
     _no_leftovers(tmp_path)
 
 
@@ -160,14 +170,15 @@ def test_wrong_file_downloaded(monkeypatch, tmp_path, s3fd_weights):
     data = s3fd_weights.read_bytes()
     _serve(monkeypatch, data, len(data))
     with pytest.raises(WeightsError, match="does not hold SyncNet weights"):
-        W.download(W.SYNCNET, tmp_path / "syncnet_v2.model", progress=False)
+        W.download(W.SYNCNET, tmp_path / "syncnet_v2.model", network=SyncNetModel, progress=False)
     _no_leftovers(tmp_path)
 
 
 def test_complete_download(monkeypatch, tmp_path, syncnet_weights):
     data = syncnet_weights.read_bytes()
     _serve(monkeypatch, data, len(data))
-    dest = W.download(W.SYNCNET, tmp_path / "deep" / "syncnet_v2.model", progress=False)
+    dest = W.download(W.SYNCNET, tmp_path / "deep" / "syncnet_v2.model", network=SyncNetModel,
+                      progress=False)
     assert dest.read_bytes() == data
     assert [p.name for p in dest.parent.iterdir()] == ["syncnet_v2.model"]
 
@@ -175,7 +186,7 @@ def test_complete_download(monkeypatch, tmp_path, syncnet_weights):
 def test_s3fd_download_is_checked_against_its_network(monkeypatch, tmp_path, s3fd_weights):
     data = s3fd_weights.read_bytes()
     _serve(monkeypatch, data, len(data))
-    dest = W.download(W.S3FD, tmp_path / "sfd_face.pth", progress=False)
+    dest = W.download(W.S3FD, tmp_path / "sfd_face.pth", network=S3FDNet, progress=False)
     assert dest.read_bytes() == data
 
 
@@ -184,7 +195,7 @@ def test_cli_ensure_does_nothing_when_found(monkeypatch, tmp_path, capsys, syncn
     monkeypatch.setenv(W.S3FD.env, str(s3fd_weights))
     monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: pytest.fail("must not download"))
     with pytest.raises(SystemExit) as code:
-        W.main(["ensure", "--dest", str(tmp_path)])
+        cli.entry(["ensure", "--dest", str(tmp_path)])
     assert code.value.code == 0
     assert str(syncnet_weights) in capsys.readouterr().out
 
@@ -195,7 +206,7 @@ def test_cli_download_offline_exits_2_with_one_line(monkeypatch, tmp_path, capsy
 
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
     with pytest.raises(SystemExit) as code:
-        W.main(["download", "--dest", str(tmp_path), "-q"])
+        cli.entry(["download", "--dest", str(tmp_path), "-q"])
     assert code.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "syncnet_v2.model" in err and str(tmp_path) in err
@@ -216,8 +227,24 @@ def test_cli_ensure_fetches_only_what_is_missing(places, monkeypatch, tmp_path, 
     monkeypatch.setattr(urllib.request, "urlopen", serve)
     dest = tmp_path / "fetched"
     with pytest.raises(SystemExit) as code:
-        W.main(["ensure", "--dest", str(dest), "-q"])
+        cli.entry(["ensure", "--dest", str(dest), "-q"])
     assert code.value.code == 0
     assert asked == [W.S3FD.url]
     assert [p.name for p in dest.iterdir()] == [W.S3FD.filename]
     assert str(syncnet_weights) in capsys.readouterr().out
+
+
+def test_module_command_still_runs(tmp_path, syncnet_weights, s3fd_weights):
+    """`python -m syncnet.weights` (README, quickstart.sh, download_model.sh) reaches the command line's command."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, W.SYNCNET.env: str(syncnet_weights), W.S3FD.env: str(s3fd_weights)}
+    proc = subprocess.run([sys.executable, "-m", "syncnet.weights", "where"], env=env, cwd=Path(W.__file__).parents[2],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [f"SyncNet: {syncnet_weights}", f"S3FD: {s3fd_weights}"]
+    proc = subprocess.run([sys.executable, "-m", "syncnet.weights", "fetch"], env=env,
+                          cwd=Path(W.__file__).parents[2], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith("python -m syncnet.weights: error: "), proc.stderr

@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 
 from . import common as cli
-from .common import add_detect_every, add_precision, add_verbose, run_main
+from .common import add_verbose, run_main
+from .options import add_face_options, add_model_options, add_speed_options, face_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,17 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunks_dir", required=True, help="folder of videos")
     p.add_argument("--output_dir", required=True, help="where the results go")
     p.add_argument("--max_workers", type=cli.positive_int, default=2, help="files analysed at once (default 2)")
-    p.add_argument("--min_track", type=cli.non_negative_int, default=5,
-                   help="shortest face track in frames (default 5)")
-    p.add_argument("--min_face_size", type=cli.non_negative_int, default=10,
-                   help="smallest face in pixels (default 10)")
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
-    add_precision(p)
-    add_detect_every(p)
-    p.add_argument("--batch_size", type=cli.positive_int, default=16,
-                   help="frames per detector forward pass (default 16)")
-    p.add_argument("--syncnet_model", default=None, help="SyncNet weights (default: see README, Weights)")
-    p.add_argument("--s3fd_model", default=None, help="S3FD weights (default: see README, Weights)")
+    add_face_options(p, "min_track", "min_face_size", min_track=5, min_face_size=10)
+    add_model_options(p, syncnet="--syncnet_model", s3fd="--s3fd_model")
+    add_speed_options(p)
     p.add_argument("--visualise", action="store_true", help="also write video_out.avi for every file")
     p.add_argument("--force", action="store_true", help="redo files already analysed")
     add_verbose(p)
@@ -39,20 +32,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     import sys
+    from pathlib import Path
 
+    from ..errors import InputError
     from ..files import ensure_writable_dir
     from ..jobs.batch import find_videos, process_folder
-    from ..options import FaceOptions
     from ..outlock import output_lock
     from . import models
 
+    if not Path(args.chunks_dir).is_dir():
+        raise InputError(f"--chunks_dir {args.chunks_dir} is not a directory")
     find_videos(args.chunks_dir)
     ensure_writable_dir(args.output_dir)
     with output_lock(args.output_dir):  # taken before the models load: a second run stops at once
         detector, model = models.load_models(args.device, args.s3fd_model, args.syncnet_model,
-                                      precision=args.precision)
-        opts = FaceOptions(min_track=args.min_track, min_face_size=args.min_face_size,
-                           batch_size=args.batch_size, detect_every=args.detect_every)
+                                             precision=args.precision)
+        opts = face_options(args)
         summary = process_folder(args.chunks_dir, args.output_dir, opts, detector, model,
                                  max_workers=args.max_workers, force=args.force, visualise=args.visualise,
                                  progress=sys.stderr.isatty())
@@ -66,6 +61,6 @@ def main(args: argparse.Namespace) -> int:
     return 1 if t["failed"] else 0
 
 
-
 def entry(argv: list[str] | None = None) -> None:
-    run_main(main, build_parser().parse_args(argv), keep_memory=False)  # long-running: flat memory first
+    run_main(main, build_parser().parse_args(argv), keep_memory=False,  # long-running: flat memory first
+             on_conflict="rerun with --force to redo them")

@@ -11,9 +11,11 @@ import math
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from ..allocator import keep_freed_memory
-from ..errors import SyncNetError
+from ..errors import ConflictingOutput, InputError, SyncNetError
+from ..layout import Layout, is_plain_name
 
 log = logging.getLogger("syncnet")
 
@@ -85,12 +87,28 @@ def setup_logging(verbose: bool) -> None:
     )
 
 
+def layout(data_dir: str, reference: str) -> Layout:
+    """The reference layout of --data_dir and --reference (a plain name, said in the flag's words)."""
+    if not is_plain_name(reference):
+        raise InputError(f"--reference must be a plain name (got {reference!r})")
+    return Layout(Path(data_dir), reference)
+
+
+def error_line(exc: SyncNetError, on_conflict: str | None) -> str:
+    """The one stderr line for `exc`: the library's words, plus how to proceed with this tool's flags."""
+    if on_conflict and isinstance(exc, ConflictingOutput):
+        return f"{exc}; {on_conflict}"
+    return str(exc)
+
+
 def run_main(main: Callable[[argparse.Namespace], int | None], args: argparse.Namespace,
-             prog: str | None = None, keep_memory: bool = True) -> None:
+             prog: str | None = None, keep_memory: bool = True, on_conflict: str | None = None) -> None:
     """Run `main(args)` and exit: 0 ok, 1 failures, 2 bad input, 130 interrupted.
 
     `keep_memory`: whether freed memory is kept for reuse by default (15-20% less CPU
-    for the networks, a higher peak RSS; see syncnet/allocator.py).
+    for the networks, a higher peak RSS; see syncnet/allocator.py).  `on_conflict`:
+    appended to a ConflictingOutput (an output folder holding other results), e.g.
+    "rerun with --force to redo them".
     """
     verbose = bool(getattr(args, "verbose", False))
     setup_logging(verbose)
@@ -106,7 +124,7 @@ def run_main(main: Callable[[argparse.Namespace], int | None], args: argparse.Na
     except SyncNetError as exc:
         if verbose:
             log.exception("failed")
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {error_line(exc, on_conflict)}", file=sys.stderr)
         code = exc.exit_code
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
@@ -118,15 +136,3 @@ def run_main(main: Callable[[argparse.Namespace], int | None], args: argparse.Na
               file=sys.stderr)
         code = 1
     sys.exit(code)
-
-
-def add_precision(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
-                        help="network arithmetic: fp32 (default, the reference's), bf16 (CPU with AMX/AVX512-BF16 "
-                             "or GPU), fp16 (CUDA); faster, and changes results slightly (README, Speed)")
-
-
-def add_detect_every(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--detect_every", type=positive_int, default=1,
-                        help="run S3FD on every n-th frame only, holding its boxes in between (default 1: every "
-                             "frame; faster, changes results slightly, see README, Speed)")

@@ -17,7 +17,8 @@ from __future__ import annotations
 import argparse
 
 from . import common as cli
-from .common import add_detect_every, add_precision, add_verbose, run_main
+from .common import add_verbose, run_main
+from .options import add_face_options, add_model_options, add_speed_options, face_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,24 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"],
                    help="x264 preset of the chunk files (default veryfast; ultrafast encodes in about half "
                         "the CPU time, files about 3.6x larger)")
-    p.add_argument("--min_track", type=cli.non_negative_int, default=5,
-                   help="shortest face track in frames (default 5)")
-    p.add_argument("--min_face_size", type=cli.non_negative_int, default=10,
-                   help="smallest face in pixels (default 10)")
-    p.add_argument("--facedet_scale", type=cli.float_range(0.01, 4), default=0.25,
-                   help="scale of frames for S3FD, 0.01 to 4 (default 0.25)")
-    p.add_argument("--crop_scale", type=cli.float_range(0, 4), default=0.40,
-                   help="scale of the crop box (default 0.40)")
-    p.add_argument("--num_failed_det", type=cli.non_negative_int, default=25,
-                   help="missed detections inside a track (default 25)")
+    add_face_options(p, "facedet_scale", "crop_scale", "min_track", "num_failed_det", "min_face_size",
+                     min_track=5, min_face_size=10)
     p.add_argument("--vshift", type=cli.positive_int, default=15, help="largest offset searched in frames (default 15)")
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
-    add_precision(p)
-    add_detect_every(p)
-    p.add_argument("--batch_size", type=cli.positive_int, default=16,
-                   help="frames per detector forward pass (default 16)")
-    p.add_argument("--syncnet_model", default=None, help="SyncNet weights (default: see README, Weights)")
-    p.add_argument("--s3fd_model", default=None, help="S3FD weights (default: see README, Weights)")
+    add_model_options(p, syncnet="--syncnet_model", s3fd="--s3fd_model")
+    add_speed_options(p)
     p.add_argument("--min_confidence", type=cli.finite_float, default=None,
                    help="filter: keep chunks at least this confident")
     p.add_argument("--max_abs_offset", type=cli.non_negative_int, default=None,
@@ -80,7 +68,6 @@ def main(args: argparse.Namespace) -> int:
     from .. import media
     from ..files import ensure_writable_dir
     from ..jobs.longvideo import LongVideoOptions, process_long_video, report
-    from ..options import FaceOptions
     from ..outlock import output_lock
     from . import models
 
@@ -90,9 +77,7 @@ def main(args: argparse.Namespace) -> int:
         from ..chunking import check_silence_options
 
         check_silence_options(args.min_chunk, args.max_chunk, args.min_silence)
-    faces = FaceOptions(facedet_scale=args.facedet_scale, crop_scale=args.crop_scale, min_track=args.min_track,
-                        num_failed_det=args.num_failed_det, min_face_size=args.min_face_size,
-                        batch_size=args.batch_size, detect_every=args.detect_every)
+    faces = face_options(args)
     opts = LongVideoOptions(chunking=args.chunking, chunk_duration=args.chunk_duration, overlap=args.overlap,
                             threshold=args.threshold, min_silence=args.min_silence, min_chunk=args.min_chunk,
                             max_chunk=args.max_chunk,
@@ -112,13 +97,13 @@ def main(args: argparse.Namespace) -> int:
     ensure_writable_dir(args.output_dir)
     with output_lock(args.output_dir):  # taken before the models load: a second run stops at once
         detector, model = models.load_models(args.device, args.s3fd_model, args.syncnet_model,
-                                      precision=args.precision)
+                                             precision=args.precision)
         summary = process_long_video(args.input_video, args.output_dir, opts, detector, model, force=args.force,
                                      progress=sys.stderr.isatty())
     print(report(summary, Path(args.output_dir)))
     return 1 if summary["totals"]["failed"] else 0
 
 
-
 def entry(argv: list[str] | None = None) -> None:
-    run_main(main, build_parser().parse_args(argv), keep_memory=False)  # long-running: flat memory first
+    run_main(main, build_parser().parse_args(argv), keep_memory=False,  # long-running: flat memory first
+             on_conflict="rerun with --force to redo them, or choose another --output_dir")

@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 
 from . import common as cli
-from .common import add_detect_every, add_precision, add_verbose, run_main
+from .common import add_verbose, run_main
+from .options import add_face_options, add_model_options, add_speed_options, face_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,25 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data_dir", default="data/work", help="output root (default data/work)")
     p.add_argument("--videofile", required=True, help="input video")
     p.add_argument("--reference", required=True, help="name of this run under DATA_DIR")
-    p.add_argument("--facedet_scale", type=cli.float_range(0.01, 4), default=0.25,
-                   help="scale of the frames for S3FD (default 0.25)")
-    p.add_argument("--crop_scale", type=cli.float_range(0, 4), default=0.40,
-                   help="scale of the crop box (default 0.40)")
-    p.add_argument("--min_track", type=cli.non_negative_int, default=100,
-                   help="shortest face track in frames (default 100)")
-    p.add_argument("--frame_rate", type=cli.int_range(1, 240), default=25,
-                   help="frame rate of the analysis (default 25)")
-    p.add_argument("--num_failed_det", type=cli.non_negative_int, default=25,
-                   help="missed detections allowed inside a track (default 25)")
-    p.add_argument("--min_face_size", type=cli.non_negative_int, default=100,
-                   help="smallest face in pixels (default 100)")
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
-    p.add_argument("--batch_size", type=cli.positive_int, default=16,
-                   help="frames per detector forward pass (default 16)")
-    p.add_argument("--s3fd_model", default=None,
-                   help="S3FD weights (default: $S3FD_MODEL, detectors/s3fd/weights/sfd_face.pth, ~/.cache/syncnet)")
-    add_detect_every(p)
-    add_precision(p)
+    add_face_options(p)
+    add_model_options(p, s3fd="--s3fd_model")
+    add_speed_options(p)
     p.add_argument("--keep_frames", action="store_true", help="also write every frame to DATA_DIR/pyframes/R/")
     add_verbose(p)
     return p
@@ -47,30 +32,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> int:
     import sys
-    from pathlib import Path
 
-    from detectors import S3FD
-
-    from ..analysis import analyse_video
-    from ..layout import Layout, check_reference
-    from ..model import default_device
-    from ..options import FaceOptions
-    from ..outlock import reference_lock
-    from ..weights import S3FD as S3FD_WEIGHTS
-    from ..weights import resolve_weights
-
-    layout = Layout(Path(args.data_dir), check_reference(args.reference))
-    opts = FaceOptions(facedet_scale=args.facedet_scale, crop_scale=args.crop_scale, min_track=args.min_track,
-                       frame_rate=args.frame_rate, num_failed_det=args.num_failed_det,
-                       min_face_size=args.min_face_size, batch_size=args.batch_size,
-                       detect_every=args.detect_every)
     from .. import media
+    from ..analysis import analyse_video
+    from ..outlock import reference_lock
+    from . import models
 
+    layout = cli.layout(args.data_dir, args.reference)
+    opts = face_options(args)
     media.probe(args.videofile)  # bad input fails before the model loads
     # One run per reference: another reference may be written into the same data_dir meanwhile.
     with reference_lock(args.data_dir, layout.reference):
-        detector = S3FD(weights=resolve_weights(S3FD_WEIGHTS, args.s3fd_model),
-                        device=args.device or default_device(), precision=args.precision)
+        detector, _ = models.load_models(args.device, s3fd_path=args.s3fd_model, need_syncnet=False,
+                                         precision=args.precision)
         result = analyse_video(args.videofile, layout, opts, detector=detector, keep_frames=args.keep_frames,
                                progress=sys.stderr.isatty())
     if result.tracks:
@@ -79,7 +53,6 @@ def main(args: argparse.Namespace) -> int:
     else:
         print(f"no face tracks found in {result.n_frames} frames; {layout.crop_dir} is empty")
     return 0
-
 
 
 def entry(argv: list[str] | None = None) -> None:

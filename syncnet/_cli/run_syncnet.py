@@ -13,32 +13,27 @@ from __future__ import annotations
 import argparse
 
 from . import common as cli
-from .common import add_precision, add_verbose, run_main
+from .common import add_verbose, run_main
+from .options import add_model_options
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--initial_model", default=None,
-                   help="SyncNet weights (default: $SYNCNET_MODEL, data/syncnet_v2.model, ~/.cache/syncnet)")
     p.add_argument("--batch_size", type=cli.positive_int, default=20, help="windows per forward pass (default 20)")
     p.add_argument("--vshift", type=cli.positive_int, default=15,
                    help="largest offset searched, in frames (default 15)")
     p.add_argument("--data_dir", default="data/work", help="output root (default data/work)")
     p.add_argument("--videofile", default="", help="a face video to evaluate on its own")
     p.add_argument("--reference", default="", help="name of the run under DATA_DIR")
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
-    add_precision(p)
+    add_model_options(p, syncnet="--initial_model")
     add_verbose(p)
     return p
 
 
 def main(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from ..errors import InputError
-    from ..layout import Layout, check_reference
 
-    layout = Layout(Path(args.data_dir), check_reference(args.reference)) if args.reference else None
+    layout = cli.layout(args.data_dir, args.reference) if args.reference else None
     use_reference = layout is not None and layout.crop_dir.is_dir()
     if layout is not None and not use_reference and not args.videofile:
         raise InputError(f"there are no track videos under {layout.crop_dir} (no such folder): run "
@@ -46,12 +41,11 @@ def main(args: argparse.Namespace) -> int:
     if not use_reference and not args.videofile:
         raise InputError("give --reference R (with DATA_DIR/pycrop/R/ from run_pipeline.py) or --videofile FILE")
     # torch only now: bad arguments are told at once
-    from ..model import default_device, load_syncnet
     from ..trackfile import evaluate_track_file, evaluate_tracks
-    from ..weights import SYNCNET, resolve_weights
+    from . import models
 
-    model = load_syncnet(resolve_weights(SYNCNET, args.initial_model), device=args.device or default_device(),
-                          precision=args.precision)
+    _, model = models.load_models(args.device, syncnet_path=args.initial_model, need_s3fd=False,
+                                  precision=args.precision)
     if use_reference:
         results = evaluate_tracks(layout, model, vshift=args.vshift, batch_size=args.batch_size, report=print)
         if not results:
@@ -59,7 +53,6 @@ def main(args: argparse.Namespace) -> int:
         return 0
     evaluate_track_file(args.videofile, model, vshift=args.vshift, batch_size=args.batch_size, report=print)
     return 0
-
 
 
 def entry(argv: list[str] | None = None) -> None:

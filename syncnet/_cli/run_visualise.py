@@ -11,29 +11,25 @@ import argparse
 
 from . import common as cli
 from .common import add_verbose, run_main
+from .options import add_face_options
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data_dir", default="data/work", help="output root (default data/work)")
     p.add_argument("--reference", required=True, help="name of the run under DATA_DIR")
-    p.add_argument("--frame_rate", type=cli.int_range(1, 240), default=25,
-                   help="frame rate of the analysis (default 25)")
+    add_face_options(p, "frame_rate")
     p.add_argument("--videofile", default="", help="accepted for compatibility with the reference; unused")
     add_verbose(p)
     return p
 
 
 def main(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from ..layout import Layout, check_reference
     from ..visualise import write_visualisation
 
-    out = write_visualisation(Layout(Path(args.data_dir), check_reference(args.reference)), args.frame_rate)
+    out = write_visualisation(cli.layout(args.data_dir, args.reference), args.frame_rate)
     print(f"wrote {out}")
     return 0
-
 
 
 def entry(argv: list[str] | None = None) -> None:

@@ -142,7 +142,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-
 def entry(argv: list[str] | None = None) -> None:
     arguments = build_parser().parse_args(argv)
     run_main(arguments.func, arguments)

@@ -3,23 +3,28 @@
 The published files are plain state dicts (`syncnet_v2.model`, `sfd_face.pth`).
 Loading checks every key and shape so that a wrong file gets one clear line,
 never a stack trace from deep inside torch, and never a half-loaded model.
+
+This module sits below the networks (syncnet.model, detectors): they load their files
+through it, so it never imports them; `download` checks a file against the empty
+network its caller passes.  The `download|ensure|where` command is syncnet._cli.weights
+(`python -m syncnet.weights` runs it through __main__.py).
 """
 from __future__ import annotations
 
-import argparse
 import http.client
 import os
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from .errors import WeightsError
+from ..errors import WeightsError
+from ..files import part_path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 @dataclass(frozen=True)
@@ -142,6 +147,14 @@ def cache_dir() -> Path:
     return Path(base) / "syncnet"
 
 
+def default_place(spec: WeightSpec) -> Path:
+    """Where a download goes unless told: the reference's place in a checkout of the repository,
+    the user cache in an installed copy (never into site-packages)."""
+    if (REPO_ROOT / "pyproject.toml").is_file():
+        return REPO_ROOT / spec.reference_path
+    return cache_dir() / spec.filename
+
+
 def search_paths(spec: WeightSpec) -> list[Path]:
     """Where `resolve_weights` looks after an explicit path and the environment variable, in order."""
     return [Path.cwd() / spec.reference_path, REPO_ROOT / spec.reference_path, cache_dir() / spec.filename]
@@ -177,40 +190,22 @@ def _not_found(spec: WeightSpec, where: str, what: str = "") -> WeightsError:
     return exc
 
 
-def _empty_model(spec: WeightSpec) -> torch.nn.Module:
-    if spec.name == SYNCNET.name:
-        from .model import SyncNetModel
-
-        return SyncNetModel()
-    if spec.name == S3FD.name:
-        from detectors.s3fd.net import S3FDNet
-
-        return S3FDNet()
-    raise ValueError(f"no network known for weights {spec.name!r}")
-
-
-def verify_weights(path: str | Path, spec: WeightSpec) -> None:
-    """Raise WeightsError unless `path` loads into the network `spec` describes (every key and shape)."""
-    load_weights_into(_empty_model(spec), path, spec)
-
-
 def _reason(exc: BaseException) -> str:
     reason = getattr(exc, "reason", None) or exc
     text = str(reason).strip().splitlines()
     return text[0][:160] if text else type(exc).__name__
 
 
-def download(spec: WeightSpec, dest: str | Path | None = None, timeout: float = 60.0,
-             progress: bool = True) -> Path:
-    """Fetch `spec.url` to `dest` (default: the reference's place in the repository).
+def download(spec: WeightSpec, dest: str | Path | None = None, *, network: Callable[[], torch.nn.Module],
+             timeout: float = 60.0, progress: bool = True) -> Path:
+    """Fetch `spec.url` to `dest` (default: `default_place(spec)`).
 
     Bytes go to a hidden `.part` file beside `dest`, which becomes `dest` only once complete and verified
-    to hold `spec`'s network; on any failure it is removed and WeightsError says what
-    to fetch by hand and where to put it.
+    to load into `network()` (an empty network of `spec`'s kind: every key and shape); on any
+    failure it is removed and WeightsError says what to fetch by hand and where to put it.
+    The caller names the network because this module sits below the networks' modules.
     """
-    dest = Path(dest).expanduser().absolute() if dest is not None else REPO_ROOT / spec.reference_path
-    from .files import part_path
-
+    dest = Path(dest).expanduser().absolute() if dest is not None else default_place(spec)
     part = part_path(dest)  # unique to this process: two downloads never write one file
     by_hand = f"download {spec.url} yourself and put it at {dest} (or set {spec.env}=PATH)"
     try:
@@ -229,7 +224,7 @@ def download(spec: WeightSpec, dest: str | Path | None = None, timeout: float = 
             raise WeightsError(f"download of {spec.name} weights from {spec.url} stopped after {got} of "
                                f"{total} bytes: {by_hand}")
         try:
-            verify_weights(part, spec)
+            load_weights_into(network(), part, spec)
         except WeightsError as exc:
             raise WeightsError(f"downloaded file from {spec.url} is not usable ({exc}): {by_hand}") from exc
         os.replace(part, dest)
@@ -240,64 +235,3 @@ def download(spec: WeightSpec, dest: str | Path | None = None, timeout: float = 
                                f"{by_hand}") from exc
         raise
     return dest
-
-
-def _targets(dest_dir: str | None) -> list[tuple[WeightSpec, Path]]:
-    if dest_dir:
-        return [(spec, Path(dest_dir) / spec.filename) for spec in (SYNCNET, S3FD)]
-    return [(spec, REPO_ROOT / spec.reference_path) for spec in (SYNCNET, S3FD)]
-
-
-def _cmd_download(args: argparse.Namespace) -> int:
-    for spec, dest in _targets(args.dest):
-        path = download(spec, dest, progress=not args.quiet)
-        print(f"{spec.name}: {path}")
-    return 0
-
-
-def _cmd_ensure(args: argparse.Namespace) -> int:
-    for spec, dest in _targets(args.dest):
-        try:
-            path = resolve_weights(spec)
-        except WeightsError:
-            # A set but dangling $ENV wins over every other place, so fill that one in.
-            env = os.environ.get(spec.env)
-            path = download(spec, Path(env) if env and not args.dest else dest, progress=not args.quiet)
-        print(f"{spec.name}: {path}")
-    return 0
-
-
-def _cmd_where(args: argparse.Namespace) -> int:
-    missing = 0
-    for spec in (SYNCNET, S3FD):
-        try:
-            print(f"{spec.name}: {resolve_weights(spec)}")
-        except WeightsError as exc:
-            print(f"{spec.name}: {exc}")
-            missing += 1
-    return 2 if missing else 0
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`python -m syncnet.weights download|ensure|where [--dest DIR]`: exit 0, or 2 with one line."""
-    from ._cli.common import ArgumentParser, add_verbose, run_main
-
-    parser = ArgumentParser(prog="python -m syncnet.weights",
-                                     description="Fetch the published SyncNet and S3FD weights.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, func, text in (
-            ("download", _cmd_download, "download both files (to the reference's places, or DIR)"),
-            ("ensure", _cmd_ensure, "download only the files that cannot be found (see resolve_weights)"),
-            ("where", _cmd_where, "show which files would be used (exit 2 if one is missing)")):
-        cmd = sub.add_parser(name, help=text, description=text)
-        if name != "where":
-            cmd.add_argument("--dest", metavar="DIR", help="put the files in DIR instead of the reference's places")
-            cmd.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-        add_verbose(cmd)
-        cmd.set_defaults(func=func)
-    args = parser.parse_args(argv)
-    run_main(args.func, args, prog="python -m syncnet.weights")
-
-
-if __name__ == "__main__":
-    main()
