@@ -104,9 +104,15 @@ class _BatchJob:
     def _previous(self, force: bool) -> dict[str, FileRecord]:
         """The earlier run's finished files whose results are still there, by file name."""
         old = previous_summary(self.out / SUMMARY, self.params, SCHEMA_VERSION, force, "file")
-        records = (FileRecord.from_dict(f) for f in (old or {}).get("files", []))
-        return {r.file: r for r in records
-                if r.status.finished and (self.out / "pywork" / Path(r.file).stem / "offsets.txt").exists()}
+        records = {}
+        for f in (old or {}).get("files", []):
+            try:
+                r = FileRecord.from_dict(f)
+            except (KeyError, TypeError, ValueError):
+                continue  # not a record of this schema: the file is redone
+            if r.status.finished and (self.out / "pywork" / Path(r.file).stem / "offsets.txt").exists():
+                records[r.file] = r
+        return records
 
     def summary(self) -> dict:
         files = [self.records[v.name] for v in self.videos if v.name in self.records]

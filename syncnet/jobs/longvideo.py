@@ -9,11 +9,16 @@ the detections of their overlap, so S3FD runs once per source frame.
 Resume: the summary is rewritten atomically after every chunk, and the detection
 state (faces still needed, shot cuts, how far it got) is checkpointed with it; a
 rerun with the same parameters skips finished chunks and picks detection up where
-it stopped.  A rerun with other parameters is refused unless --force.  Detections of
-chunks that failed stay in the checkpoint until the chunk succeeds, so retrying them
-needs no detection; the checkpoint is removed once every chunk has a result.
+it stopped.  A rerun with other parameters is refused (ConflictingOutput) unless
+forced.  Detections of chunks that failed stay in the checkpoint until the chunk
+succeeds, so retrying them needs no detection; the checkpoint is removed once every
+chunk has a result.
 
 One writer per output folder (`syncnet.outlock`): a second run into it stops at once.
+
+The parts: `summary.LongSummary` (records, totals, filter, resume), `checkpoint.Checkpoint`,
+`scheduler.ChunkScheduler` (the detection loop and the chunk workers); `LongVideoJob`
+orchestrates them and analyses one chunk (`_analyse_chunk`).
 """
 from __future__ import annotations
 

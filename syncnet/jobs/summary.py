@@ -87,7 +87,10 @@ class LongSummary:
         self.detector_frames = old.get("detector_frames", 0)
         done = set()
         for d in old.get("chunks", []):
-            rec = ChunkRecord.from_dict(d)
+            try:
+                rec = ChunkRecord.from_dict(d)
+            except (KeyError, TypeError, ValueError):
+                continue  # not a record of this schema: the chunk is redone
             if self._reusable(rec) and rec.index < len(self.chunks):
                 rec.filter = filter_decision(rec, self.opts)
                 self.chunks[rec.index] = rec
