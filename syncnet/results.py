@@ -4,6 +4,7 @@ records and their reliability, the best track, error lines.
 Every file is written atomically (`syncnet.files`)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from .files import write_bytes_atomic, write_json_atomic
@@ -18,13 +19,18 @@ def error_line(exc: BaseException, with_type: bool = False) -> str:
     return " | ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
-def best_track(tracks: list[dict]) -> dict | None:
+def _field(track, name: str, default=None):
+    return track.get(name, default) if isinstance(track, dict) else getattr(track, name, default)
+
+
+def best_track(tracks: list):
     """The highest-confidence reliable track; the highest-confidence one when none is
-    reliable (so a chunk of short tracks still shows its numbers, marked unreliable)."""
+    reliable (so a chunk of short tracks still shows its numbers, marked unreliable).
+    Of `TrackRecord`s or of their dicts."""
     if not tracks:
         return None
-    pool = [t for t in tracks if t.get("reliable", True)] or tracks
-    return max(pool, key=lambda t: t["confidence"])
+    pool = [t for t in tracks if _field(t, "reliable", True)] or tracks
+    return max(pool, key=lambda t: _field(t, "confidence"))
 
 
 def offsets_lines(results: list) -> str:
@@ -59,17 +65,53 @@ def reliability(result) -> tuple[bool, str | None]:
                    f"needed to search offsets of +-{vshift} frames")
 
 
-def track_record(index: int, result, file: str | None = None) -> dict:
-    """One track's entry of offsets.json and of the summaries.
+@dataclass
+class TrackRecord:
+    """One track's numbers as the summaries record them (offsets.json adds framewise_conf
+    and the crop file: `track_record`).  `start_frame` / `end_frame`: the long job's only.
 
     The numbers are the reference's, whatever the track's length; `reliable` says
     whether the track was long enough for them to mean anything (`min_windows`).
     """
-    reliable, reason = reliability(result)
-    rec = {"track": index, "offset": int(result.offset), "confidence": round(float(result.confidence), 6),
-           "min_dist": round(float(result.min_dist), 6), "n_frames": int(result.n_frames),
-           "reliable": reliable, "unreliable_reason": reason,
-           "framewise_conf": [round(float(v), 4) for v in result.framewise_conf]}
+
+    track: int
+    offset: int
+    confidence: float
+    min_dist: float
+    n_frames: int
+    reliable: bool = True
+    unreliable_reason: str | None = None
+    start_frame: int | None = None
+    end_frame: int | None = None
+
+    @classmethod
+    def of(cls, index: int, result, frames: tuple[int, int] | None = None) -> TrackRecord:
+        """The record of SyncNet `result` for track `index`; `frames`: its first and last frame."""
+        reliable, reason = reliability(result)
+        start, end = frames if frames is not None else (None, None)
+        return cls(track=index, offset=int(result.offset), confidence=round(float(result.confidence), 6),
+                   min_dist=round(float(result.min_dist), 6), n_frames=int(result.n_frames),
+                   reliable=reliable, unreliable_reason=reason, start_frame=start, end_frame=end)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrackRecord:
+        return cls(track=d["track"], offset=d["offset"], confidence=d["confidence"], min_dist=d["min_dist"],
+                   n_frames=d["n_frames"], reliable=d.get("reliable", True),
+                   unreliable_reason=d.get("unreliable_reason"), start_frame=d.get("start_frame"),
+                   end_frame=d.get("end_frame"))
+
+    def to_dict(self) -> dict:
+        d = {"track": self.track, "offset": self.offset, "confidence": self.confidence, "min_dist": self.min_dist,
+             "n_frames": self.n_frames, "reliable": self.reliable, "unreliable_reason": self.unreliable_reason}
+        if self.start_frame is not None:
+            d.update(start_frame=self.start_frame, end_frame=self.end_frame)
+        return d
+
+
+def track_record(index: int, result, file: str | None = None) -> dict:
+    """One track's entry of offsets.json: its `TrackRecord`, its per-frame confidence, its file."""
+    rec = TrackRecord.of(index, result).to_dict()
+    rec["framewise_conf"] = [round(float(v), 4) for v in result.framewise_conf]
     if file is not None:
         rec["file"] = file
     return rec

@@ -40,10 +40,10 @@ _fail = os.environ.get("SYNCNET_TEST_FAIL_CHUNK")
 if _fail:
     _analyse_chunk = syncnet.jobs.longvideo.LongVideoJob._analyse_chunk
 
-    def failing(self, chunk, window, a, out):
+    def failing(self, chunk, window):
         if chunk.name == _fail:
             raise RuntimeError(f"planted failure of {chunk.name}")
-        return _analyse_chunk(self, chunk, window, a, out)
+        return _analyse_chunk(self, chunk, window)
 
     syncnet.jobs.longvideo.LongVideoJob._analyse_chunk = failing
 

@@ -119,3 +119,32 @@ def test_bad_input(tmp_path):
     proc = run(str(REPO / "batch_process.py"), "--chunks_dir", str(tmp_path / "empty"), "--output_dir",
                str(tmp_path / "out"), cwd=tmp_path, env=env)
     assert proc.returncode == 2 and "no video files" in proc.stderr
+
+
+def test_previous_summary_reuses_redoes_or_refuses(tmp_path, caplog):
+    """Both jobs' rule for an earlier summary: same parameters and schema -> reused; another
+    schema -> a warning, redone; other parameters or input -> ConflictingOutput in the
+    library's terms (no flag named); forced -> a warning, redone."""
+    import logging
+
+    from syncnet.errors import ConflictingOutput
+    from syncnet.jobs.previous import previous_summary
+
+    path = tmp_path / "summary.json"
+    params = {"vshift": 15, "min_track": 5}
+    assert previous_summary(path, params, 2, False, "file") is None  # nothing there
+    old = {"schema_version": 2, "parameters": params, "files": []}
+    path.write_text(json.dumps(old))
+    assert previous_summary(path, params, 2, False, "file") == old
+    with caplog.at_level(logging.WARNING, logger="syncnet"):
+        assert previous_summary(path, params, 3, False, "file") is None
+        assert previous_summary(path, {**params, "vshift": 10}, 2, True, "file") is None
+    notes = [r.getMessage() for r in caplog.records]
+    assert notes == [f"{path} was written by another version of this program (schema 2, now 3); redoing every file",
+                     f"forced: redoing every file in {tmp_path}"]
+    with pytest.raises(ConflictingOutput) as refused:
+        previous_summary(path, {**params, "vshift": 10}, 2, False, "file")
+    assert str(refused.value) == f"{tmp_path} holds results made with other parameters (vshift: 15 -> 10)"
+    with pytest.raises(ConflictingOutput) as refused:
+        previous_summary(path, params, 2, False, "chunk", same_input=lambda o: False)
+    assert str(refused.value) == f"{tmp_path} holds results made with another input"

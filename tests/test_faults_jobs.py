@@ -260,12 +260,12 @@ def test_failed_chunk_detections_survive_a_kill_before_the_retry(src, clean, tmp
     class Stop(KeyboardInterrupt):
         pass
 
-    def flaky(self, chunk, window, a, rec):
+    def flaky(self, chunk, window):
         if chunk.name == "chunk_000":
             raise ValueError("planted")
         if chunk.name == "chunk_002":
             raise Stop  # the run dies before the last chunk
-        return real(self, chunk, window, a, rec)
+        return real(self, chunk, window)
 
     monkeypatch.setattr(lv.LongVideoJob, "_analyse_chunk", flaky)
     with pytest.raises(Stop):

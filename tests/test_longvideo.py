@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 
@@ -110,13 +111,16 @@ def test_layout_summary_and_filter(tmp_path):
 
 
 def test_changed_parameters_are_refused_without_force(tmp_path):
-    from syncnet.errors import InputError
+    """Refused in the library's terms (ConflictingOutput, no flag named: the command line adds
+    how to proceed); with force, redone with the new parameters."""
+    from syncnet.errors import ConflictingOutput
 
     src = known_offset_clip(tmp_path / "src.mp4", 12.0, 0)
     out = tmp_path / "out"
     process_long_video(src, out, options(chunk_duration=6.0, overlap=1.0), FixedBoxDetector(),
                        BrightnessLoudnessSyncNet())
-    with pytest.raises(InputError, match="--force"):
+    with pytest.raises(ConflictingOutput,
+                       match=r" holds results made with other parameters \(chunk_duration: 6\.0 -> 5\.0\)$"):
         process_long_video(src, out, options(chunk_duration=5.0, overlap=1.0), FixedBoxDetector(),
                            BrightnessLoudnessSyncNet())
     before = json.loads((out / "processing_summary.json").read_text())
@@ -124,6 +128,32 @@ def test_changed_parameters_are_refused_without_force(tmp_path):
     s = process_long_video(src, out, options(chunk_duration=5.0, overlap=1.0), FixedBoxDetector(),
                            BrightnessLoudnessSyncNet(), force=True)
     assert s["parameters"]["chunk_duration"] == 5.0 and s["totals"]["success"] == len(s["chunks"])
+
+
+def test_failed_chunk_record_keeps_nothing_of_its_attempt(tmp_path, monkeypatch):
+    """A chunk that fails after its cut is recorded as planned, with its error and nothing
+    else: not the snapped cut times (29.97 fps: 3.0 s snaps to 3.003 s), no tracks."""
+    import syncnet.jobs.longvideo as lv
+
+    src = known_offset_clip(tmp_path / "src.mp4", 9.0, 0, fps=Fraction(30000, 1001))
+    real = lv.analyse_video
+
+    def failing(videofile, *args, **kwargs):
+        if Path(videofile).stem == "chunk_001":
+            raise RuntimeError("planted after the cut")
+        return real(videofile, *args, **kwargs)
+
+    monkeypatch.setattr(lv, "analyse_video", failing)
+    out = tmp_path / "out"
+    s = process_long_video(src, out, options(chunk_duration=4.0, overlap=1.0), FixedBoxDetector(),
+                           BrightnessLoudnessSyncNet())
+    c0, c1, c2 = s["chunks"]
+    assert (out / "chunks/chunk_001.mp4").exists()  # the cut was made before the failure
+    assert (c2["start"], c0["status"], c2["status"]) == (6.006, "success", "success")  # cuts do snap here
+    assert {k: c1[k] for k in ("start", "end", "status", "error", "tracks", "best_track")} == {
+        "start": 3.0, "end": 7.0, "status": "failed", "error": "RuntimeError: planted after the cut",
+        "tracks": [], "best_track": None}
+    assert json.loads((out / "processing_summary.json").read_text())["chunks"][1] == c1
 
 
 def test_resume_after_sigkill(tmp_path):

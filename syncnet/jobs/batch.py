@@ -9,7 +9,6 @@ console and in the summary (its traceback only with -v).
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -24,7 +23,9 @@ from ..files import write_json_atomic
 from ..layout import Layout
 from ..options import FaceOptions, speed_parameters
 from ..outlock import output_lock
-from ..results import error_line, min_windows, track_record
+from ..results import error_line
+from .previous import face_parameters, previous_summary
+from .records import FileRecord, Status, count_statuses, status_of, track_records
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class Serialised:
 def find_videos(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
-        raise InputError(f"--chunks_dir {folder} is not a directory")
+        raise InputError(f"{folder} is not a directory")
     videos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
     if not videos:
         raise InputError(f"no video files ({', '.join(VIDEO_SUFFIXES)}) in {folder}")
@@ -64,9 +65,8 @@ def find_videos(folder: str | Path) -> list[Path]:
 
 
 def _parameters(opts: FaceOptions, vshift: int, precision: str) -> dict:
-    p = {"facedet_scale": opts.facedet_scale, "crop_scale": opts.crop_scale, "min_track": opts.min_track,
-         "frame_rate": opts.frame_rate, "num_failed_det": opts.num_failed_det,
-         "min_face_size": opts.min_face_size, "conf_th": opts.conf_th, "vshift": vshift}
+    p = face_parameters(opts)
+    p["vshift"] = vshift
     p.update(speed_parameters(opts, precision))
     return p
 
@@ -81,82 +81,81 @@ def process_folder(chunks_dir: str | Path, output_dir: str | Path, opts: FaceOpt
     videos = find_videos(chunks_dir)
     out = Path(output_dir)
     with output_lock(out):
-        return _process_folder(chunks_dir, videos, out, opts, detector, model, max_workers, vshift, force,
-                               visualise, progress)
+        job = _BatchJob(chunks_dir, videos, out, opts, detector, model, max_workers, vshift, force, visualise)
+        return job.run(progress)
 
 
-def _process_folder(chunks_dir, videos: list[Path], out: Path, opts: FaceOptions, detector, model,
-                    max_workers: int, vshift: int, force: bool, visualise: bool, progress: bool) -> dict:
-    from tqdm import tqdm
+class _BatchJob:
+    """The folder's videos through a thread pool; the summary rewritten after each."""
 
-    t_start = time.perf_counter()
-    summary_path = out / SUMMARY
-    params = _parameters(opts, vshift, getattr(model, "precision", "fp32"))
-    previous: dict = {}
-    if summary_path.exists() and not force:
-        try:
-            old = json.loads(summary_path.read_text())
-        except ValueError:
-            old = {}
-        if old.get("parameters") == params and old.get("schema_version") != SCHEMA_VERSION:
-            log.warning("%s was written by another version of this program; redoing every file", summary_path)
-        elif old.get("parameters") == params:
-            previous = {f["file"]: f for f in old.get("files", [])
-                        if f.get("status") in ("success", "no_faces")
-                        and (out / "pywork" / Path(f["file"]).stem / "offsets.txt").exists()}
-        elif old.get("parameters"):
-            raise InputError(f"{out} holds results made with other parameters; rerun with --force to redo them")
-    lock = threading.Lock()
-    shared_detector, shared_model = Serialised(detector, threading.Lock()), Serialised(model, threading.Lock())
-    records: dict[str, dict] = {name: rec for name, rec in previous.items()}
-    summary = {"schema_version": SCHEMA_VERSION, "software": {"name": "syncnet-batch", "version": __version__},
-               "chunks_dir": str(chunks_dir),
-               "parameters": params, "workers": max_workers, "files": [], "totals": {}, "wall_seconds": None}
+    def __init__(self, chunks_dir, videos: list[Path], out: Path, opts: FaceOptions, detector, model,
+                 max_workers: int, vshift: int, force: bool, visualise: bool):
+        self.t_start = time.perf_counter()
+        self.videos, self.out, self.opts, self.vshift, self.visualise = videos, out, opts, vshift, visualise
+        self.max_workers = max_workers
+        self.params = _parameters(opts, vshift, getattr(model, "precision", "fp32"))
+        self.previous = self._previous(force)
+        self.records: dict[str, FileRecord] = dict(self.previous)
+        self.lock = threading.Lock()
+        self.detector, self.model = Serialised(detector, threading.Lock()), Serialised(model, threading.Lock())
+        self.head = {"schema_version": SCHEMA_VERSION, "software": {"name": "syncnet-batch", "version": __version__},
+                     "chunks_dir": str(chunks_dir), "parameters": self.params, "workers": max_workers}
 
-    def save() -> None:
-        with lock:
-            summary["files"] = [records[v.name] for v in videos if v.name in records]
-            status = [r["status"] for r in summary["files"]]
-            summary["totals"] = {"files": len(videos), "success": status.count("success"),
-                                 "no_faces": status.count("no_faces"), "failed": status.count("failed"),
-                                 "skipped": len(previous)}
-            summary["wall_seconds"] = round(time.perf_counter() - t_start, 3)
-            write_json_atomic(summary_path, summary)
+    def _previous(self, force: bool) -> dict[str, FileRecord]:
+        """The earlier run's finished files whose results are still there, by file name."""
+        old = previous_summary(self.out / SUMMARY, self.params, SCHEMA_VERSION, force, "file")
+        records = {}
+        for f in (old or {}).get("files", []):
+            try:
+                r = FileRecord.from_dict(f)
+            except (KeyError, TypeError, ValueError):
+                continue  # not a record of this schema: the file is redone
+            if r.status.finished and (self.out / "pywork" / Path(r.file).stem / "offsets.txt").exists():
+                records[r.file] = r
+        return records
 
-    def one(video: Path) -> dict:
+    def summary(self) -> dict:
+        files = [self.records[v.name] for v in self.videos if v.name in self.records]
+        totals = {"files": len(self.videos), **count_statuses(files, (Status.SUCCESS, Status.NO_FACES, Status.FAILED)),
+                  "skipped": len(self.previous)}
+        return {**self.head, "files": [f.to_dict() for f in files], "totals": totals,
+                "wall_seconds": round(time.perf_counter() - self.t_start, 3)}
+
+    def save(self) -> dict:
+        with self.lock:
+            summary = self.summary()
+            write_json_atomic(self.out / SUMMARY, summary)
+            return summary
+
+    def one(self, video: Path) -> FileRecord:
         t0 = time.perf_counter()
-        rec = {"file": video.name, "path": str(video), "status": "failed", "error": None, "tracks": []}
+        rec = FileRecord(file=video.name, path=str(video))
         try:
-            analysis = analyse_video(video, Layout(out, video.stem), opts, detector=shared_detector,
-                                     model=shared_model, vshift=vshift, visualise=visualise)
-            tracks = []
-            for i, t in enumerate(analysis.tracks):
-                r = track_record(i, t.sync)
-                r.pop("framewise_conf")
-                tracks.append(r)
-            rec.update(status="success" if tracks else "no_faces", tracks=tracks)
-            short = sum(not r["reliable"] for r in tracks)
-            if short:  # once per file, not once per track
-                log.warning("%s: %d of %d face tracks too short to measure (fewer than %d SyncNet windows); "
-                            "marked unreliable", video.name, short, len(tracks), min_windows(vshift))
+            analysis = analyse_video(video, Layout(self.out, video.stem), self.opts, detector=self.detector,
+                                     model=self.model, vshift=self.vshift, visualise=self.visualise)
+            rec.tracks = track_records(video.name, analysis, self.vshift, with_frames=False)
+            rec.status = status_of(rec.tracks)
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
             # One line (logged when the file is collected); the traceback only with -v.
-            rec["error"] = error_line(exc, with_type=not isinstance(exc, SyncNetError))
+            rec.error = error_line(exc, with_type=not isinstance(exc, SyncNetError))
             log.debug("%s failed", video.name, exc_info=True)
-        rec["seconds"] = round(time.perf_counter() - t0, 3)
+        rec.seconds = round(time.perf_counter() - t0, 3)
         return rec
 
-    todo = [v for v in videos if v.name not in previous]
-    save()
-    with ThreadPoolExecutor(max_workers=max_workers) as pool:
-        futures = {pool.submit(one, v): v for v in todo}
-        for fut in tqdm(as_completed(futures), total=len(futures), desc="files", unit="file", disable=not progress):
-            rec = fut.result()
-            with lock:
-                records[rec["file"]] = rec
-            if rec["status"] == "failed":
-                log.error("%s failed: %s", rec["file"], rec["error"])
-            save()
-            release_freed_memory()  # see syncnet/allocator.py
-    save()
-    return summary
+    def run(self, progress: bool) -> dict:
+        from tqdm import tqdm
+
+        todo = [v for v in self.videos if v.name not in self.previous]
+        self.save()
+        with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
+            futures = {pool.submit(self.one, v): v for v in todo}
+            for fut in tqdm(as_completed(futures), total=len(futures), desc="files", unit="file",
+                            disable=not progress):
+                rec = fut.result()
+                with self.lock:
+                    self.records[rec.file] = rec
+                if rec.status == Status.FAILED:
+                    log.error("%s failed: %s", rec.file, rec.error)
+                self.save()
+                release_freed_memory()  # see syncnet/allocator.py
+        return self.save()
