@@ -12,7 +12,7 @@ from .errors import InputError, MediaError, SyncNetError, WeightsError
 __version__ = "0.1.0"
 
 _LAZY = {
-    "load_syncnet": "model", "SyncNetModel": "model", "default_device": "model",
+    "load_syncnet": "model", "SyncNet": "model", "SyncNetModel": "model", "default_device": "device",
     "evaluate_sync": "evaluate", "SyncResult": "evaluate",
     "track_shot": "tracking",
     "crop_track": "cropping", "CropResult": "cropping", "TrackCropper": "cropping",

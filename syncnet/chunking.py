@@ -12,17 +12,15 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import numpy as np
+from tqdm import tqdm
+
+from . import media
 from .errors import InputError
-from .files import ensure_writable_dir
+from .files import ensure_writable_dir, write_json_atomic
 
 log = logging.getLogger(__name__)
-
-if TYPE_CHECKING:
-    import numpy as np
-
-    from .media import MediaInfo
 
 # Shorter sources cannot give a SyncNet result worth a chunk (it needs 6+ frames of
 # face and sound); refusing early beats a chunk that fails later.
@@ -172,7 +170,6 @@ def split_long_piece(a: float, b: float, min_chunk: float, max_chunk: float,
 
 def _quietest(lo: float, hi: float, even: float, levels: Levels | None) -> float:
     """The middle of the quietest 40 ms frame inside [lo, hi]; ties go to the one nearest `even`."""
-    import numpy as np
 
     if levels is None or hi - lo < LEVEL_FRAME:
         return even
@@ -190,14 +187,11 @@ def _quietest(lo: float, hi: float, even: float, levels: Levels | None) -> float
     return float(candidates[np.argmin(np.abs(candidates - even))])
 
 
-def audio_levels(src: str | Path, info: MediaInfo) -> Levels:
+def audio_levels(src: str | Path, info: media.MediaInfo) -> Levels:
     """`levels(start, end)`: dB (RMS of 16 kHz mono) of each 40 ms frame from `start`.
 
     Decodes only the range asked for: only pieces longer than --max_chunk need it.
     """
-    import numpy as np
-
-    from . import media
 
     rate = 16000
     frame = int(round(LEVEL_FRAME * rate))
@@ -213,17 +207,13 @@ def audio_levels(src: str | Path, info: MediaInfo) -> Levels:
     return levels
 
 
-def cut_chunks(src: str | Path, chunks: list[Chunk], out_dir: str | Path, info: MediaInfo | None = None,
+def cut_chunks(src: str | Path, chunks: list[Chunk], out_dir: str | Path, info: media.MediaInfo | None = None,
                progress: bool = False) -> list[dict]:
     """Cut every planned chunk to `out_dir/chunk_XXX.mp4`; write `chunks.json` there.
 
     Returns the records of `chunks.json` (index, file, start, end, duration), with
     start and end snapped to the source's frame times as actually cut.
     """
-    from tqdm import tqdm
-
-    from . import media
-    from .files import write_json_atomic
 
     info = info or media.probe(src)
     out = ensure_writable_dir(out_dir)

@@ -4,6 +4,7 @@ records and their reliability, the best track, error lines.
 Every file is written atomically (`syncnet.files`)."""
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,8 +120,6 @@ def track_record(index: int, result, file: str | None = None) -> dict:
 
 def write_sync_results(work_dir: str | Path, results: list, files: list[str], vshift: int) -> None:
     """offsets.txt, offsets.json and activesd.pckl (the per-track dists the visualisation reads)."""
-    import pickle
-
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(work / "activesd.pckl", pickle.dumps([r.dists for r in results]))

@@ -10,7 +10,9 @@ import numpy as np
 
 from . import media
 from .errors import InputError
+from .evaluate import evaluate_sync
 from .layout import Layout
+from .results import write_sync_results
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +49,6 @@ def read_track_file(path: str | Path, max_bytes: int | None = None) -> tuple[np.
 def evaluate_track_file(path: str | Path, model, vshift: int = 15, batch_size: int = 20,
                         report: Callable[[str], None] | None = None, data=None):
     """SyncNet on one 224x224 face video (`data`: its `read_track_file` result, if already read)."""
-    from .evaluate import evaluate_sync
-
     frames, audio = data if data is not None else read_track_file(path)
     result = evaluate_sync(model, frames, audio, vshift=vshift, batch_size=batch_size)
     if report is not None:
@@ -68,8 +68,6 @@ def evaluate_tracks(layout: Layout, model, vshift: int = 15, batch_size: int = 2
     The next track's file is decoded while SyncNet runs on the current one (SyncNet
     leaves the CPU idle while a file decodes); results and reports keep their order.
     """
-    from .results import write_sync_results
-
     files = layout.track_videos()
     results = []
     with ThreadPoolExecutor(1) as pool:

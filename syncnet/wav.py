@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from scipy.io import wavfile
 
 from .errors import InputError
 from .files import atomic_output, check_input_file
@@ -12,8 +13,6 @@ from .files import atomic_output, check_input_file
 
 def read_wav(path: str | os.PathLike) -> tuple[int, np.ndarray]:
     """(sample_rate, int16 samples) of a PCM WAV file, mono or the first channel."""
-    from scipy.io import wavfile
-
     p = check_input_file(path)
     try:
         rate, data = wavfile.read(p)
@@ -28,8 +27,6 @@ def read_wav(path: str | os.PathLike) -> tuple[int, np.ndarray]:
 
 def write_wav(dst: str | os.PathLike, audio: np.ndarray, sample_rate: int = 16000) -> Path:
     """Write int16 samples as a WAV file, atomically."""
-    from scipy.io import wavfile
-
     dst = Path(dst)
     with atomic_output(dst, suffix=".wav") as tmp:
         wavfile.write(tmp, sample_rate, np.asarray(audio, dtype=np.int16))

@@ -4,7 +4,7 @@ Each case runs a script as a user would and checks the exit code, that stderr is
 exactly one line (no traceback, no usage block), the words of that line, and that
 the outputs an earlier run left in the folder are byte-identical afterwards.  Valid
 but awkward inputs (VFR, 29.97 fps, rotated, odd sizes and names) must just work.
-The README's "Fault catalogue" table lists the same cases.  Job-level faults (locks,
+docs/faults.md (the fault catalogue) lists the same cases.  Job-level faults (locks,
 kills, resume) live in test_faults_jobs.py.
 
 Also here: the library guards behind the scripts (planners refuse NaN/inf), silence
@@ -454,7 +454,7 @@ def test_warnings_go_above_progress_bars(tmp_path):
     code = ("import logging, sys; from tqdm import tqdm; from syncnet._cli.common import run_main\n"
             "def main(args):\n"
             "    bar = tqdm(total=3, file=sys.stderr, desc='detecting')\n"
-            "    bar.update(1); logging.getLogger('syncnet.pipeline').warning('no face tracks found in x.mp4')\n"
+            "    bar.update(1); logging.getLogger('syncnet.analysis').warning('no face tracks found in x.mp4')\n"
             "    bar.update(2); bar.close()\n"
             "run_main(main, None, prog='t')\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)

@@ -15,6 +15,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+from tqdm import tqdm
+
 from .. import __version__
 from ..allocator import release_freed_memory
 from ..analysis import analyse_video
@@ -143,8 +145,6 @@ class _BatchJob:
         return rec
 
     def run(self, progress: bool) -> dict:
-        from tqdm import tqdm
-
         todo = [v for v in self.videos if v.name not in self.previous]
         self.save()
         with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
