@@ -24,6 +24,7 @@ from . import media
 from .croppass import TrackVideo, crop_region, crop_tracks, track_audio
 from .cropping import CropResult
 from .detection import Detections, FaceDetector, detect_video, find_tracks
+from .diagnosis import Diagnosis, diagnose
 from .files import write_bytes_atomic, write_json_atomic
 from .layout import Layout, staged
 from .options import FaceOptions
@@ -54,6 +55,7 @@ class VideoAnalysis:
     detections: Detections
     tracks: list[TrackOutput]
     n_frames: int
+    diagnosis: Diagnosis | None = None  # without tracks: why (syncnet.diagnosis)
 
 
 def reference_tracks(tracks: list[TrackOutput]) -> list[dict]:
@@ -138,7 +140,8 @@ def analyse_video(videofile: str | Path, layout: Layout, opts: FaceOptions, dete
         run.write_files(detections, tracks, model is not None, vshift)
         if model is not None and visualise:
             run.visualise(tracks)
-    return VideoAnalysis(layout=layout, detections=detections, tracks=tracks, n_frames=detections.n_frames)
+    return VideoAnalysis(layout=layout, detections=detections, tracks=tracks, n_frames=detections.n_frames,
+                         diagnosis=run.diagnosis)
 
 
 class _Analysis:
@@ -194,8 +197,10 @@ class _Analysis:
     def crop_and_score(self, detections: Detections, model, vshift: int, sync_batch: int) -> list[TrackOutput]:
         """The tracks; their crop videos, encoded as the crops are made; SyncNet on each file."""
         self.tracks = find_tracks(detections, self.opts)
-        if not self.tracks:
-            log.warning("no face tracks found in %s", self.videofile)
+        self.diagnosis = None
+        if not self.tracks:  # why, measured; the caller says it (once, naming the video its way)
+            faces = [[] for _ in range(detections.first_frame)] + detections.faces
+            self.diagnosis = diagnose(faces, detections.scenes, self.opts, len(self.audio))
         self.model, self.vshift, self.sync_batch = model, vshift, sync_batch
         self.writing: dict[int, TrackVideo] = {}
         self.outputs: dict[int, TrackOutput] = {}

@@ -66,13 +66,26 @@ def reliability(result) -> tuple[bool, str | None]:
                    f"needed to search offsets of +-{vshift} frames")
 
 
+# SyncNet works at 25 fps: one frame of offset is 40 ms.
+MS_PER_FRAME = 40
+
+
+def at_search_edge(offset: int, vshift: int) -> bool:
+    """Whether an offset lies on the edge of the search (|offset| == vshift): the true offset
+    may then lie beyond it, and a larger vshift would find it."""
+    return abs(int(offset)) == int(vshift)
+
+
 @dataclass
 class TrackRecord:
     """One track's numbers as the summaries record them (offsets.json adds framewise_conf
-    and the crop file: `track_record`).  `start_frame` / `end_frame`: the long job's only.
+    and the crop file: `track_record`).  `start_frame` / `end_frame` (counted from the
+    chunk's first frame) and `start_time` / `end_time` (source seconds): the long job's only.
 
     The numbers are the reference's, whatever the track's length; `reliable` says
     whether the track was long enough for them to mean anything (`min_windows`).
+    `offset_ms` is `offset` in milliseconds (same sign); `at_search_edge`: |offset| is
+    the largest shift searched (vshift).
     """
 
     track: int
@@ -82,31 +95,67 @@ class TrackRecord:
     n_frames: int
     reliable: bool = True
     unreliable_reason: str | None = None
+    at_search_edge: bool = False
     start_frame: int | None = None
     end_frame: int | None = None
+    start_time: float | None = None
+    end_time: float | None = None
+
+    @property
+    def offset_ms(self) -> int:
+        return int(self.offset) * MS_PER_FRAME
 
     @classmethod
-    def of(cls, index: int, result, frames: tuple[int, int] | None = None) -> TrackRecord:
-        """The record of SyncNet `result` for track `index`; `frames`: its first and last frame."""
+    def of(cls, index: int, result, frames: tuple[int, int] | None = None, start: float | None = None,
+           frame_rate: int = 25) -> TrackRecord:
+        """The record of SyncNet `result` for track `index`; `frames`: its first and last frame;
+        `start`: the source time of frame 0 (seconds), to give the track's source times too."""
         reliable, reason = reliability(result)
-        start, end = frames if frames is not None else (None, None)
-        return cls(track=index, offset=int(result.offset), confidence=round(float(result.confidence), 6),
-                   min_dist=round(float(result.min_dist), 6), n_frames=int(result.n_frames),
-                   reliable=reliable, unreliable_reason=reason, start_frame=start, end_frame=end)
+        vshift = int(getattr(result, "vshift", (result.dists.shape[1] - 1) // 2))
+        first, last = frames if frames is not None else (None, None)
+        rec = cls(track=index, offset=int(result.offset), confidence=round(float(result.confidence), 6),
+                  min_dist=round(float(result.min_dist), 6), n_frames=int(result.n_frames),
+                  reliable=reliable, unreliable_reason=reason, at_search_edge=at_search_edge(result.offset, vshift),
+                  start_frame=first, end_frame=last)
+        if frames is not None and start is not None:
+            rec.set_times(start, frame_rate)
+        return rec
+
+    def set_times(self, start: float, frame_rate: int = 25) -> None:
+        """Source seconds of the track: its first frame's start, and its last frame's end
+        ((end_frame + 1) / frame_rate after `start`, the time of frame 0)."""
+        self.start_time = round(start + self.start_frame / frame_rate, 6)
+        self.end_time = round(start + (self.end_frame + 1) / frame_rate, 6)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrackRecord:
+        """A record as `to_dict` wrote it (schema 3: `offset_ms` is derived again from `offset`)."""
         return cls(track=d["track"], offset=d["offset"], confidence=d["confidence"], min_dist=d["min_dist"],
-                   n_frames=d["n_frames"], reliable=d.get("reliable", True),
-                   unreliable_reason=d.get("unreliable_reason"), start_frame=d.get("start_frame"),
-                   end_frame=d.get("end_frame"))
+                   n_frames=d["n_frames"], reliable=d["reliable"], unreliable_reason=d["unreliable_reason"],
+                   at_search_edge=d["at_search_edge"], start_frame=d.get("start_frame"),
+                   end_frame=d.get("end_frame"), start_time=d.get("start_time"), end_time=d.get("end_time"))
 
     def to_dict(self) -> dict:
-        d = {"track": self.track, "offset": self.offset, "confidence": self.confidence, "min_dist": self.min_dist,
+        d = {"track": self.track, "offset": self.offset, "offset_ms": self.offset_ms,
+             "at_search_edge": self.at_search_edge, "confidence": self.confidence, "min_dist": self.min_dist,
              "n_frames": self.n_frames, "reliable": self.reliable, "unreliable_reason": self.unreliable_reason}
         if self.start_frame is not None:
             d.update(start_frame=self.start_frame, end_frame=self.end_frame)
+        if self.start_time is not None:
+            d.update(start_time=self.start_time, end_time=self.end_time)
         return d
+
+
+def upgrade_track_v2(d: dict, vshift: int, start: float | None = None, frame_rate: int = 25) -> dict:
+    """A track record of a schema-2 summary in the form of schema 3: `offset_ms` and
+    `at_search_edge` from its offset and the run's vshift; with `start` (a long job's
+    chunk start), `start_time` / `end_time` from its frames."""
+    rec = TrackRecord.from_dict({**d, "at_search_edge": at_search_edge(d["offset"], vshift),
+                                 "reliable": d.get("reliable", True),
+                                 "unreliable_reason": d.get("unreliable_reason")})
+    if start is not None and rec.start_frame is not None:
+        rec.set_times(start, frame_rate)
+    return rec.to_dict()
 
 
 def track_record(index: int, result, file: str | None = None) -> dict:

@@ -51,7 +51,8 @@ def main(args: argparse.Namespace) -> int:
         n = len(result.tracks)
         print(f"{n} face track{'' if n == 1 else 's'} in {result.n_frames} frames -> {layout.crop_dir}")
     else:
-        print(f"no face tracks found in {result.n_frames} frames; {layout.crop_dir} is empty")
+        why = f": {result.diagnosis.message}" if result.diagnosis is not None else f" in {result.n_frames} frames"
+        print(f"no face tracks found{why}; {layout.crop_dir} is empty")
     return 0
 
 

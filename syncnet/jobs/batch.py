@@ -27,15 +27,30 @@ from ..options import FaceOptions, speed_parameters
 from ..outlock import output_lock
 from ..results import error_line
 from .previous import face_parameters, previous_summary
-from .records import FileRecord, Status, count_statuses, status_of, track_records
+from .records import FileRecord, Status, count_statuses, no_track_line, status_of, track_records, upgrade_file_v2
 
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 SUMMARY = "batch_processing_summary.json"
 # Of the summary (schemas/batch_processing_summary.schema.json).  2: tracks carry
-# `reliable` / `unreliable_reason` (the first form had no schema_version field).
-SCHEMA_VERSION = 2
+# `reliable` / `unreliable_reason` (the first form had no schema_version field).  3: files
+# carry `diagnosis`, tracks `offset_ms` and `at_search_edge`; a schema-2 summary is upgraded.
+SCHEMA_VERSION = 3
+
+
+def upgrade_v2(old: dict) -> dict:
+    """A schema-2 batch summary as schema 3; a file record that cannot be upgraded is left as it
+    was (it fails to load and is redone)."""
+    vshift = old["parameters"]["vshift"]
+    files = []
+    for d in old.get("files", []):
+        try:
+            files.append(upgrade_file_v2(d, vshift))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            files.append(d)
+    log.info("upgraded the schema-2 summary's files to schema %d", SCHEMA_VERSION)
+    return {**old, "schema_version": SCHEMA_VERSION, "files": files}
 
 
 class Serialised:
@@ -105,7 +120,8 @@ class _BatchJob:
 
     def _previous(self, force: bool) -> dict[str, FileRecord]:
         """The earlier run's finished files whose results are still there, by file name."""
-        old = previous_summary(self.out / SUMMARY, self.params, SCHEMA_VERSION, force, "file")
+        old = previous_summary(self.out / SUMMARY, self.params, SCHEMA_VERSION, force, "file",
+                               upgrades={2: upgrade_v2})
         records = {}
         for f in (old or {}).get("files", []):
             try:
@@ -135,8 +151,11 @@ class _BatchJob:
         try:
             analysis = analyse_video(video, Layout(self.out, video.stem), self.opts, detector=self.detector,
                                      model=self.model, vshift=self.vshift, visualise=self.visualise)
-            rec.tracks = track_records(video.name, analysis, self.vshift, with_frames=False)
+            rec.tracks = track_records(video.name, analysis, self.vshift)
             rec.status = status_of(rec.tracks)
+            if not rec.tracks:
+                rec.diagnosis = analysis.diagnosis
+                log.warning("%s", no_track_line(video.name, rec.diagnosis))
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
             # One line (logged when the file is collected); the traceback only with -v.
             rec.error = error_line(exc, with_type=not isinstance(exc, SyncNetError))

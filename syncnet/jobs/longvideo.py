@@ -45,7 +45,7 @@ from .checkpoint import Checkpoint
 from .checkpoint import held_boxes as _held_boxes
 from .paths import SUMMARY, Paths
 from .previous import face_parameters
-from .records import ChunkResult, Status, status_of, track_records
+from .records import ChunkResult, Status, no_track_line, status_of, track_records
 from .scheduler import ChunkScheduler
 from .summary import SCHEMA_VERSION, LongSummary, report
 
@@ -250,8 +250,14 @@ class LongVideoJob:
             analysis = analyse_video(chunk_file, self.paths.layout(chunk), self.opts.faces, model=self.model,
                                      vshift=self.opts.vshift, sync_batch=self.opts.sync_batch, detections=window,
                                      audio=sound, visualise=self.opts.visualise, times=self.times)
-        tracks = track_records(chunk.name, analysis, self.opts.vshift, with_frames=True)
-        return ChunkResult(status_of(tracks), start=round(start, 6), end=round(end, 6), tracks=tracks)
+        start, end = round(start, 6), round(end, 6)
+        tracks = track_records(chunk.name, analysis, self.opts.vshift, chunk_start=start,
+                               frame_rate=self.opts.faces.frame_rate)
+        diagnosis = None
+        if not tracks:
+            diagnosis = analysis.diagnosis
+            log.warning("%s", no_track_line(chunk.name, diagnosis))
+        return ChunkResult(status_of(tracks), start=start, end=end, tracks=tracks, diagnosis=diagnosis)
 
 
 def _is_disk_full(exc: BaseException) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ..errors import ConflictingOutput
@@ -21,12 +21,14 @@ def face_parameters(opts: FaceOptions) -> dict:
 
 
 def previous_summary(path: Path, parameters: dict, schema_version: int, force: bool, what: str,
-                     same_input: Callable[[dict], bool] = lambda old: True) -> dict | None:
+                     same_input: Callable[[dict], bool] = lambda old: True,
+                     upgrades: Mapping[int, Callable[[dict], dict]] | None = None) -> dict | None:
     """The summary at `path` when its finished records can be reused, else None.
 
-    Same parameters and input, same schema: reused.  Another schema: a warning, redone.
-    Other parameters or input: ConflictingOutput, or with `force` a warning and redone.
-    `what`: what is redone, for the warnings ("chunk", "file").
+    Same parameters and input, same schema: reused.  An older schema that `upgrades` holds
+    (its version -> a function returning the summary in this schema): upgraded, reused.
+    Another schema: a warning, redone.  Other parameters or input: ConflictingOutput, or
+    with `force` a warning and redone.  `what`: what is redone, for the warnings ("chunk", "file").
     """
     if not path.exists():
         return None
@@ -41,7 +43,16 @@ def previous_summary(path: Path, parameters: dict, schema_version: int, force: b
     old_params = old.get("parameters") or {}
     same_in, same_params = same_input(old), old_params == parameters
     if same_in and same_params and not force:
-        if old.get("schema_version") != schema_version:
+        version = old.get("schema_version")
+        upgrade = (upgrades or {}).get(version) if isinstance(version, int) else None
+        if version != schema_version and upgrade is not None:
+            try:
+                return upgrade(old)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                log.warning("%s (schema %s) could not be read as schema %s; redoing every %s", path, version,
+                            schema_version, what)
+                return None
+        if version != schema_version:
             log.warning("%s was written by another version of this program (schema %s, now %s); "
                         "redoing every %s", path, old.get("schema_version"), schema_version, what)
             return None

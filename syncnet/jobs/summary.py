@@ -21,7 +21,7 @@ from ..media import MediaInfo
 from ..timing import StageTimes
 from .paths import SUMMARY, Paths, frame_range
 from .previous import previous_summary
-from .records import ChunkRecord, ChunkResult, FilterDecision, Status, count_statuses
+from .records import ChunkRecord, ChunkResult, FilterDecision, Status, count_statuses, upgrade_chunk_v2
 
 if TYPE_CHECKING:
     from .longvideo import LongVideoOptions
@@ -29,7 +29,23 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # 2: tracks carry `reliable` / `unreliable_reason`; `detector_frames_this_run` at the top level.
-SCHEMA_VERSION = 2
+# 3: chunks carry `diagnosis` (why a chunk has no track); tracks carry `offset_ms`,
+#    `at_search_edge`, `start_time` / `end_time`.  A schema-2 summary is upgraded on resume.
+SCHEMA_VERSION = 3
+
+
+def upgrade_v2(old: dict) -> dict:
+    """A schema-2 processing_summary.json as schema 3 (what 3 adds derives from what 2 has).
+    A chunk record that cannot be upgraded is left as it was: it fails to load and is redone."""
+    vshift, rate = old["parameters"]["vshift"], old["parameters"]["frame_rate"]
+    chunks = []
+    for d in old.get("chunks", []):
+        try:
+            chunks.append(upgrade_chunk_v2(d, vshift, rate))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            chunks.append(d)
+    log.info("upgraded the schema-2 summary's chunks to schema %d", SCHEMA_VERSION)
+    return {**old, "schema_version": SCHEMA_VERSION, "chunks": chunks}
 
 
 def filter_decision(record: ChunkRecord, opts: LongVideoOptions) -> FilterDecision:
@@ -81,7 +97,7 @@ class LongSummary:
         """Take over the finished chunks of an earlier run with these parameters; their indices.
         None when nothing of it can be reused (its outputs are then to be cleared)."""
         old = previous_summary(self.paths.summary, self.parameters, SCHEMA_VERSION, force, "chunk",
-                               same_input=self._same_input)
+                               same_input=self._same_input, upgrades={2: upgrade_v2})
         if old is None:
             return None
         self.detector_frames = old.get("detector_frames", 0)
