@@ -55,6 +55,29 @@ def _failed(c: dict, error) -> None:
     c.update(status="failed", error=error, tracks=[], best_track=None)
 
 
+DIAGNOSIS = {"cause": "no_face_detected", "message": "no face detected in any of 75 frames", "frames": 75,
+             "frames_with_faces": 0, "largest_face_px": None, "longest_run": 0, "shot_cuts_in_runs": 0,
+             "audio_seconds": 3.0}
+
+
+def _no_faces(c: dict, diagnosis) -> None:
+    c.update(status="no_faces", tracks=[], best_track=None, diagnosis=diagnosis)
+
+
+def test_records_without_tracks_carry_a_diagnosis_or_null(written):
+    """A chunk or a file without tracks: a diagnosis of any cause, or null (upgraded from schema 2)."""
+    for cause, extra in (("no_face_detected", {}),
+                         ("faces_too_small", {"frames_with_faces": 40, "largest_face_px": 31.5, "longest_run": 40}),
+                         ("face_runs_too_short", {"frames_with_faces": 9, "largest_face_px": 80.0, "longest_run": 3,
+                                                  "shot_cuts_in_runs": 2}),
+                         ("audio_too_short", {"audio_seconds": 0.1}), (None, None)):
+        diagnosis = None if cause is None else {**DIAGNOSIS, "cause": cause, **extra}
+        long, batch = copy.deepcopy(written["long"]), copy.deepcopy(written["batch"])
+        _no_faces(long["chunks"][0], diagnosis)
+        batch["files"][0].update(status="no_faces", error=None, tracks=[], diagnosis=diagnosis)
+        assert summary_errors(long) == [] and summary_errors(batch) == [], cause
+
+
 LONG_BREAKS = {  # what is wrong -> how to make it wrong
     "status ok": lambda s: s["chunks"][0].update(status="ok"),
     "chunk without error key": lambda s: s["chunks"][0].pop("error"),
@@ -62,7 +85,7 @@ LONG_BREAKS = {  # what is wrong -> how to make it wrong
     "unknown chunk key": lambda s: s["chunks"][0].update(note="x"),
     "unknown totals key": lambda s: s["totals"].update(skipped=0),
     "framewise_conf left in a track": lambda s: s["chunks"][0]["tracks"][0].update(framewise_conf=[1.0]),
-    "schema_version 3": lambda s: s.update(schema_version=3),
+    "schema_version 2": lambda s: s.update(schema_version=2),
     "two-line error": lambda s: _failed(s["chunks"][1], "MediaError: ffmpeg failed\nsecond line"),
     "failed without error": lambda s: _failed(s["chunks"][1], None),
     "success without tracks": lambda s: s["chunks"][0].update(tracks=[], best_track=None),
@@ -74,6 +97,21 @@ LONG_BREAKS = {  # what is wrong -> how to make it wrong
     "reliable track with a reason": lambda s: s["chunks"][0]["tracks"][0].update(unreliable_reason="short"),
     "unreliable track without a reason": lambda s: s["chunks"][0]["tracks"][0].update(reliable=False),
     "no detector_frames_this_run": lambda s: s.pop("detector_frames_this_run"),
+    "chunk without diagnosis key": lambda s: s["chunks"][0].pop("diagnosis"),
+    "success with a diagnosis": lambda s: s["chunks"][0].update(diagnosis=DIAGNOSIS),
+    "failed with a diagnosis": lambda s: (_failed(s["chunks"][1], "RuntimeError: x"),
+                                          s["chunks"][1].update(diagnosis=DIAGNOSIS)),
+    "diagnosis with an unknown cause": lambda s: _no_faces(s["chunks"][0], {**DIAGNOSIS, "cause": "bad_luck"}),
+    "diagnosis with a two-line message": lambda s: _no_faces(s["chunks"][0], {**DIAGNOSIS, "message": "a\nb"}),
+    "diagnosis without its numbers": lambda s: _no_faces(s["chunks"][0], {"cause": "no_face_detected",
+                                                                          "message": "none"}),
+    "no face detected yet faces in frames": lambda s: _no_faces(s["chunks"][0], {**DIAGNOSIS,
+                                                                                 "frames_with_faces": 3}),
+    "track without offset_ms": lambda s: s["chunks"][0]["tracks"][0].pop("offset_ms"),
+    "offset_ms not an integer": lambda s: s["chunks"][0]["tracks"][0].update(offset_ms=80.5),
+    "track without at_search_edge": lambda s: s["chunks"][0]["best_track"].pop("at_search_edge"),
+    "track without start_time": lambda s: s["chunks"][0]["tracks"][0].pop("start_time"),
+    "track without end_time": lambda s: s["chunks"][0]["best_track"].pop("end_time"),
 }
 BATCH_BREAKS = {
     "status ok": lambda s: s["files"][0].update(status="ok"),
@@ -86,6 +124,15 @@ BATCH_BREAKS = {
     "other software": lambda s: s["software"].update(name="syncnet-longvideo"),
     "track with start_frame (the long job's)": lambda s: next(
         f for f in s["files"] if f["tracks"])["tracks"][0].update(start_frame=0),
+    "track with start_time (the long job's)": lambda s: next(
+        f for f in s["files"] if f["tracks"])["tracks"][0].update(start_time=0.0),
+    "schema_version 2": lambda s: s.update(schema_version=2),
+    "file without diagnosis key": lambda s: s["files"][0].pop("diagnosis"),
+    "success with a diagnosis": lambda s: next(f for f in s["files"] if f["tracks"]).update(diagnosis=DIAGNOSIS),
+    "failed with a diagnosis": lambda s: next(f for f in s["files"] if f["error"]).update(diagnosis=DIAGNOSIS),
+    "track without offset_ms": lambda s: next(f for f in s["files"] if f["tracks"])["tracks"][0].pop("offset_ms"),
+    "track without at_search_edge": lambda s: next(
+        f for f in s["files"] if f["tracks"])["tracks"][0].pop("at_search_edge"),
 }
 
 
