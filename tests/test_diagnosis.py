@@ -23,7 +23,7 @@ import pytest
 from syncnet.detection import Detections, find_tracks
 from syncnet.diagnosis import MIN_AUDIO_SAMPLES, diagnose
 from syncnet.jobs.batch import process_folder
-from syncnet.jobs.longvideo import LongVideoOptions, process_long_video
+from syncnet.jobs.longvideo import LongVideoOptions, process_long_video, report
 from syncnet.options import FaceOptions
 from syncnet.results import TrackRecord, at_search_edge
 from testkit.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, known_offset_clip
@@ -273,6 +273,10 @@ def test_long_job_says_why_each_chunk_has_no_track(long_run):
         said = [line for line in long_run["lines"] if line.startswith(f"{c['name']}: no face track")]
         assert said == [f"{c['name']}: no face track: {c['diagnosis']['message']}"]
     assert json.loads((long_run["out"] / "processing_summary.json").read_text())["chunks"] == s["chunks"]
+    text = report(s, long_run["out"]).splitlines()
+    assert "No track:   1 faces too small, 1 face runs too short, 1 no face detected" in text
+    assert "Edge:       1 chunks' best track at the edge of the offset search (+-3 frames); a larger vshift " \
+           "widens it" in text
 
 
 def test_long_job_tracks_in_ms_source_seconds_and_at_the_search_edge(long_run):

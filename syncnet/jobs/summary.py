@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -203,6 +204,13 @@ def report(summary: dict, out_dir: Path) -> str:
         lines.append(f"Confidence: mean best-track confidence {np.mean(confs):.3f}")
     if len(confs) < len(bests):
         lines.append(f"Unreliable: {len(bests) - len(confs)} chunks have only face tracks too short to measure")
+    causes = Counter(c["diagnosis"]["cause"] for c in summary["chunks"] if c.get("diagnosis"))
+    if causes:
+        lines.append("No track:   " + ", ".join(f"{n} {cause.replace('_', ' ')}" for cause, n in causes.most_common()))
+    edge = sum(1 for b in bests if b.get("at_search_edge") and b.get("reliable", True))
+    if edge:
+        lines.append(f"Edge:       {edge} chunks' best track at the edge of the offset search (+-"
+                     f"{summary['parameters']['vshift']} frames); a larger vshift widens it")
     if summary["chunks"] and summary["chunks"][0]["filter"]["enabled"]:
         lines.append(f"Filter:     {t['accepted']} accepted, {t['rejected']} rejected "
                      f"-> {out_dir / 'filtered_chunks'}")
