@@ -21,6 +21,7 @@ enough (`faces_too_small`), or the large ones all failed on length.
 """
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -85,7 +86,7 @@ def _runs(faces: Sequence[Sequence[dict]], scenes: Sequence[tuple[int, int]], op
             track = _take_track(remaining, opts.num_failed_det, IOU_THRES)
             if not track:
                 break
-            bbox = _interpolate(track)["bbox"]
+            bbox = _interpolate(track)["bbox"] if len(track) > 1 else np.array([track[0]["bbox"]], float)
             size = max(np.mean(bbox[:, 2] - bbox[:, 0]), np.mean(bbox[:, 3] - bbox[:, 1]))  # as track_shot
             runs.append(_Run(len(track), e - s, float(size)))
     return runs
@@ -101,11 +102,13 @@ def _cuts_in_runs(faces: Sequence[Sequence[dict]], scenes: Sequence[tuple[int, i
     with_faces = [i for i, f in enumerate(faces) if f]
     n = 0
     for _, cut in sorted(scenes)[:-1]:
-        before = [i for i in with_faces if i < cut]
-        after = [i for i in with_faces if i >= cut]
-        if not before or not after or after[0] - before[-1] > num_failed_det:
+        k = bisect_left(with_faces, cut)  # with_faces[k]: the first frame with faces from the cut on
+        if k == 0 or k == len(with_faces):
             continue
-        if any(bbox_iou(a["bbox"], b["bbox"]) > IOU_THRES for a in faces[before[-1]] for b in faces[after[0]]):
+        before, after = with_faces[k - 1], with_faces[k]
+        if after - before > num_failed_det:
+            continue
+        if any(bbox_iou(a["bbox"], b["bbox"]) > IOU_THRES for a in faces[before] for b in faces[after]):
             n += 1
     return n
 
