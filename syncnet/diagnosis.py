@@ -122,6 +122,10 @@ def _percent(n: int, total: int) -> str:
     return f"{round(p)}%"
 
 
+def _frames(n: int) -> str:
+    return f"{n} frame{'' if n == 1 else 's'}"
+
+
 def _px(size: float) -> str:
     return f"{round(size, 1):g}"
 
@@ -161,8 +165,8 @@ def diagnose(faces: Sequence[Sequence[dict]], scenes: Sequence[tuple[int, int]],
         message = (f"{seen}, but none larger than min_face_size {opts.min_face_size:g} "
                    f"(largest seen: {_px(largest)} px)")
         if not long:
-            message += f"; their runs are too short for min_track {opts.min_track} too (longest: {longest} frames)"
+            message += f"; their runs are too short for min_track {opts.min_track} too (longest: {_frames(longest)})"
         return Diagnosis("faces_too_small", message, **numbers)
-    return Diagnosis("face_runs_too_short", f"{seen}, but in runs too short to track: the longest was {longest} "
-                     f"frames, min_track {opts.min_track} needs more than {opts.min_track}; "
+    return Diagnosis("face_runs_too_short", f"{seen}, but in runs too short to track: the longest was "
+                     f"{_frames(longest)}, min_track {opts.min_track} needs more than {opts.min_track}; "
                      f"{cuts} shot cut{'' if cuts == 1 else 's'} split face runs", **numbers)
