@@ -171,3 +171,13 @@ def test_check_tree_names_each_bad_file(written, tmp_path):
     finally:  # not left for the session-end check of every summary under pytest's temp folder
         bad.unlink()
         broken.unlink()
+
+
+def test_schemas_name_every_cause_the_code_gives():
+    from syncnet.diagnosis import CAUSES
+    from tests.schemas import SCHEMA_DIR
+
+    for name in ("processing_summary.schema.json", "batch_processing_summary.schema.json"):
+        schema = json.loads((SCHEMA_DIR / name).read_text())
+        assert tuple(schema["$defs"]["diagnosis"]["properties"]["cause"]["enum"]) == CAUSES, name
+        assert schema["properties"]["schema_version"]["const"] == 3
