@@ -45,6 +45,12 @@ def lines(text: str) -> list[str]:
     return [ln for ln in text.splitlines() if ln.strip()]
 
 
+def failures(text: str) -> list[str]:
+    """stderr's lines but the warnings about results (a best track at the edge of the offset search:
+    the stand-in SyncNet's offsets often are)."""
+    return [ln for ln in lines(text) if "edge of the search" not in ln]
+
+
 def assert_one_line(proc: subprocess.CompletedProcess, code: int, script: str, *words: str) -> None:
     """Exit `code`, and stderr is one line: the script's name, 'error:' and `words`."""
     assert proc.returncode == code, proc.stderr
@@ -306,7 +312,7 @@ def test_failed_chunk_is_one_line_on_stderr(failed_run):
     """Without -v the failure is one line on stderr, naming the chunk and why."""
     proc = failed_run["proc"]
     assert "Traceback" not in proc.stderr
-    assert lines(proc.stderr) == [f"chunk_001 failed: {failed_run['summary']['chunks'][1]['error']}"]
+    assert failures(proc.stderr) == [f"chunk_001 failed: {failed_run['summary']['chunks'][1]['error']}"]
 
 
 @pytest.fixture(scope="module")
@@ -423,7 +429,7 @@ def test_batch_bad_file_is_recorded_and_the_good_one_done(batch_runs):
     assert bad["status"] == "failed" and bad["tracks"] == [] and "not a media file" in bad["error"]
     assert s["totals"] == {"files": 2, "success": 1, "no_faces": 0, "failed": 1, "skipped": 0}
     assert "Traceback" not in proc.stderr
-    assert lines(proc.stderr) == [f"bad.mp4 failed: {bad['error']}"]
+    assert failures(proc.stderr) == [f"bad.mp4 failed: {bad['error']}"]
     assert f"failed bad.mp4: {bad['error']}" in proc.stdout
     assert not list(b["dir"].rglob("PWNED"))
 
