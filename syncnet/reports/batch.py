@@ -98,18 +98,6 @@ def threshold_table(measured: list[dict]) -> list[dict]:
     return table
 
 
-def passes(summary: dict, conf: float, off: int) -> int:
-    """How many files of `summary` have a reliable best track with confidence >= conf and
-    |offset| <= off (one cell of the report's threshold table)."""
-    n = 0
-    for f in summary.get("files") or []:
-        best = best_track(f.get("tracks") or [])
-        if best is not None and best.get("reliable", True) and best["confidence"] >= conf \
-                and abs(best["offset"]) <= off:
-            n += 1
-    return n
-
-
 def failure_cause(record: dict) -> str:
     """What went wrong with one file, in words shared by every file it happened to: the
     diagnosis's cause when the summary has one; else, of an error line, the exception's type
