@@ -110,6 +110,10 @@ def threshold_counts(doc: Node) -> dict[tuple[int, int], int]:
     return got
 
 
+def signed(n: int) -> str:
+    return "0" if n == 0 else f"{n:+d}"
+
+
 def expected_counts(summary: dict) -> tuple[dict[tuple[int, int], int], int]:
     """The threshold table, from the summary: per file, its most confident reliable track."""
     best = []
@@ -208,7 +212,7 @@ def test_report_of_a_real_batch_run(batch_run):
         links = tr.find_all("a")
         if f["status"] == "success":
             best = max((t for t in f["tracks"] if t["reliable"]), key=lambda t: t["confidence"])
-            assert cells[3:6] == [f"{best['offset']:+d}", f"{best['offset'] * 40:+d}", f"{best['confidence']:.3f}"]
+            assert cells[3:6] == [signed(best["offset"]), signed(best["offset"] * 40), f"{best['confidence']:.3f}"]
             stem = Path(f["file"]).stem
             assert [a.attrs["href"] for a in links] == [f"pyavi/{stem}/video_out.avi"]
             assert (out / "pyavi" / stem / "video_out.avi").stat().st_size > 0
@@ -295,13 +299,14 @@ def test_known_answers(new_fields, tmp_path):
                                      (8, 1): 1, (8, 3): 1, (8, 6): 1}
     assert threshold_counts(doc) == expected_counts(summary)[0]
     assert doc.find("b", id="n-measured").text() == "5"
+    assert "reliable best track (1 more have only tracks too short to measure" in " ".join(html.split())
     assert doc.find("table", id="thresholds").find_all("td")[2].text() == "3 (60.0%)"
 
     rows = {tr.attrs["data-file"]: [td.text().strip() for td in tr.find_all("td")] for tr in file_rows(doc)}
     assert len(rows) == len(summary["files"])
     assert rows["p2.mp4"][3:9] == ["-3", "-120", "5.500", "5.000", "yes", ""]
     assert rows["p4.mp4"][3:5] == ["+15", "+600"] and "edge" in rows["p4.mp4"][8]  # computed or given
-    assert rows["p1.mp4"][3:6] == ["+0", "+0", "9.000"]  # the reliable track, not the more confident one
+    assert rows["p1.mp4"][3:6] == ["0", "0", "9.000"]  # the reliable track, not the more confident one
     assert rows["short.mp4"][7] == "no" and "unreliable" in file_rows(doc)[5].classes()
     assert rows["short.mp4"][9] == ("every face track is too short" if new_fields
                                     else "too short to measure: 10 SyncNet windows")

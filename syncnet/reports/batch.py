@@ -148,7 +148,7 @@ def _row(record: dict, out: Path, ms_per_frame: float, vshift: int) -> dict:
                    min_dist=float(best["min_dist"]), track=best.get("track"),
                    offset_ms=float(offset_ms) if offset_ms is not None else offset * ms_per_frame,
                    at_edge=bool(edge) if edge is not None else abs(offset) >= vshift)
-        row.update(offset_text=f"{offset:+d}", offset_ms_text=f"{row['offset_ms']:+.0f}",
+        row.update(offset_text=_signed(offset), offset_ms_text=_signed(round(row["offset_ms"])),
                    confidence_text=f"{row['confidence']:.3f}", min_dist_text=f"{row['min_dist']:.3f}")
     if diagnosis and diagnosis.get("message"):
         row.update(note=str(diagnosis["message"]), note_kind="diagnosis")
@@ -162,6 +162,11 @@ def _row(record: dict, out: Path, ms_per_frame: float, vshift: int) -> dict:
     if (out / "pyavi" / stem / "video_out.avi").is_file():
         row["link"] = f"pyavi/{quote(stem)}/video_out.avi"
     return row
+
+
+def _signed(n: int) -> str:
+    """+3, -2, 0."""
+    return f"{n:+d}" if n else "0"
 
 
 def _number(x: float) -> str:
@@ -228,6 +233,6 @@ def _confidence_histogram(measured: list[dict], unreliable: list[dict]) -> bytes
 def _finish(ax, any_data: bool) -> None:
     ax.yaxis.get_major_locator().set_params(integer=True)
     if any_data:
-        ax.legend(loc="upper right", fontsize="small", frameon=False)
+        ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize="small", frameon=False)
     else:
         ax.text(0.5, 0.5, "no measured track", transform=ax.transAxes, ha="center", va="center", color="#718096")
