@@ -36,7 +36,7 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stab
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-extensions", "--disable-default-apps", "--metrics-recording-only", "--mute-audio",
-         "--hide-scrollbars", "--remote-debugging-pipe")
+         "--hide-scrollbars", "--disable-dev-shm-usage", "--remote-debugging-pipe")
 
 
 def find_chromium() -> str | None:
@@ -225,38 +225,10 @@ def open_page(path: str | Path, out_dir: str | Path, *, width: int = 1280, heigh
     os.close(from_chrome_w)
     pipe = _Pipe(to_chrome_w, from_chrome_r, time.monotonic() + timeout)
     try:
-        target = pipe.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = pipe.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        for domain in ("Runtime", "Log", "Network", "Page"):
-            pipe.send(f"{domain}.enable", session=session)
-        pipe.send("Emulation.setDeviceMetricsOverride",
-                  {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=session)
-        pipe.events.clear()  # from here on, only the page's own
-        nav = pipe.send("Page.navigate", {"url": url}, session=session)
-        if nav.get("errorText"):
-            raise DevToolsError(f"cannot open {url}: {nav['errorText']}")
-        if not pipe.wait_for("Page.loadEventFired", timeout):
-            raise DevToolsError(f"{url} did not finish loading in {timeout} s")
-        pipe.drain(settle)
-
-        def evaluate(expr: str):
-            reply = pipe.send("Runtime.evaluate", {"expression": expr, "returnByValue": True}, session=session)
-            if "exceptionDetails" in reply:
-                raise DevToolsError(f"{expr}: {reply['exceptionDetails'].get('text')} "
-                                    f"{reply['result'].get('description', '')}")
-            return reply["result"].get("value")
-
-        dom = evaluate("document.documentElement.outerHTML")
-        text = evaluate("document.body ? document.body.innerText : ''")
-        values = {name: evaluate(expr) for name, expr in (expressions or {}).items()}
-        png = pipe.send("Page.captureScreenshot", {"format": "png"}, session=session)["data"]
-        shot.write_bytes(base64.b64decode(png))
-        pipe.drain(0.1)
-        events = list(pipe.events)
-        try:
-            pipe.send("Browser.close")
-        except DevToolsError:
-            pass  # it went away while answering
+        page = _load(pipe, url, shot, width, height, timeout, settle, expressions or {})
+    except DevToolsError as exc:
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
+        raise DevToolsError(f"{exc}\nChromium's log ({log_path}) ends:\n{tail}") from None
     finally:
         os.close(to_chrome_w)
         os.close(from_chrome_r)
@@ -265,9 +237,47 @@ def open_page(path: str | Path, out_dir: str | Path, *, width: int = 1280, heigh
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)  # the browser's own process group (start_new_session)
             proc.wait()
+    page.stderr = log_path.read_text(errors="replace")
+    return page
+
+
+def _load(pipe: _Pipe, url: str, shot: Path, width: int, height: int, timeout: float, settle: float,
+          expressions: dict[str, str]) -> PageResult:
+    target = pipe.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+    session = pipe.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+    for domain in ("Runtime", "Log", "Network", "Page"):
+        pipe.send(f"{domain}.enable", session=session)
+    pipe.send("Emulation.setDeviceMetricsOverride",
+              {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=session)
+    pipe.events.clear()  # from here on, only the page's own
+    nav = pipe.send("Page.navigate", {"url": url}, session=session)
+    if nav.get("errorText"):
+        raise DevToolsError(f"cannot open {url}: {nav['errorText']}")
+    if not pipe.wait_for("Page.loadEventFired", timeout):
+        raise DevToolsError(f"{url} did not finish loading in {timeout} s")
+    pipe.drain(settle)
+
+    def evaluate(expr: str):
+        reply = pipe.send("Runtime.evaluate", {"expression": expr, "returnByValue": True}, session=session)
+        if "exceptionDetails" in reply:
+            raise DevToolsError(f"{expr}: {reply['exceptionDetails'].get('text')} "
+                                f"{reply['result'].get('description', '')}")
+        return reply["result"].get("value")
+
+    dom = evaluate("document.documentElement.outerHTML")
+    text = evaluate("document.body ? document.body.innerText : ''")
+    values = {name: evaluate(expr) for name, expr in expressions.items()}
+    png = pipe.send("Page.captureScreenshot", {"format": "png"}, session=session)["data"]
+    shot.write_bytes(base64.b64decode(png))
+    pipe.drain(0.1)
+    events = list(pipe.events)
+    try:
+        pipe.send("Browser.close")
+    except DevToolsError:
+        pass  # it went away while answering
     requests = [e["params"]["request"]["url"] for e in events if e["method"] == "Network.requestWillBeSent"]
     return PageResult(url=url, dom=dom, text=text, console=_console(events), requests=requests, screenshot=shot,
-                      values=values, stderr=log_path.read_text(errors="replace"))
+                      values=values)
 
 
 def _above_9(fd: int) -> int:
