@@ -35,6 +35,9 @@ class Node:
         self.tag, self.attrs, self.parent = tag, attrs, parent
         self.children: list[Node | str] = []
 
+    def __repr__(self) -> str:
+        return f"<{self.tag} {self.attrs}>"
+
     def text(self) -> str:
         return "".join(c if isinstance(c, str) else c.text() for c in self.children)
 
@@ -187,9 +190,21 @@ def make_batch_run(root: Path) -> tuple[dict, Path]:
     return summary, out
 
 
+_RUNS: dict[str, tuple[dict, Path]] = {}
+
+
+def shared_batch_run(tmp_path_factory) -> tuple[dict, Path]:
+    """`make_batch_run` once per test session, for this module and tests/test_report_browser.py
+    (neither changes what it made)."""
+    key = str(tmp_path_factory.getbasetemp())
+    if key not in _RUNS:
+        _RUNS[key] = make_batch_run(tmp_path_factory.mktemp("batch_report"))
+    return _RUNS[key]
+
+
 @pytest.fixture(scope="module")
 def batch_run(tmp_path_factory):
-    return make_batch_run(tmp_path_factory.mktemp("batch_report"))
+    return shared_batch_run(tmp_path_factory)
 
 
 def test_report_of_a_real_batch_run(batch_run):

@@ -25,7 +25,7 @@ import pytest
 from syncnet.reports.batch import REPORT
 from tests import browser
 from tests.browser import open_page, png_size, require_chromium
-from tests.test_batch_report import make_batch_run
+from tests.test_batch_report import shared_batch_run
 
 WIDTH, HEIGHT = 1280, 900
 # Evaluated in every page after its load.
@@ -68,7 +68,7 @@ def check_page(path: Path, tmp_path: Path, expressions: dict[str, str] | None = 
 
 @pytest.fixture(scope="module")
 def batch_report_page(tmp_path_factory):
-    summary, out = make_batch_run(tmp_path_factory.mktemp("browser_batch"))
+    summary, out = shared_batch_run(tmp_path_factory)
     names = [f["file"] for f in summary["files"]]
 
     def own_check(page: browser.PageResult) -> None:
@@ -129,7 +129,7 @@ PLANTS = {
 @pytest.mark.parametrize("what", list(PLANTS))
 def test_planted_breaks_are_caught(what, chromium, batch_report_page, tmp_path):
     path, expressions, own_check = batch_report_page
-    broken = path.parent / f"planted-{what.replace(' ', '_').replace('.', '_')}.html"
+    broken = tmp_path / f"planted-{what.replace(' ', '_').replace('.', '_')}.html"
     planted = _plant(path.read_text(encoding="utf-8"), what)
     assert planted != path.read_text(encoding="utf-8")
     broken.write_text(planted, encoding="utf-8")
