@@ -140,9 +140,12 @@ def test_planted_breaks_are_caught(what, chromium, batch_report_page, tmp_path):
 
 def test_console_errors_are_seen_with_their_level(chromium, tmp_path):
     """The helper itself: an uncaught error, console.error, a missing picture come back as
-    errors with what they say; console.log and console.warn as what they are."""
+    errors with what they say; console.log and console.warn as what they are; a font from
+    elsewhere as a request that leaves the page (whether or not the network answers)."""
     page_file = tmp_path / "p.html"
-    page_file.write_text('<!DOCTYPE html><html><head><meta charset="utf-8"><title>p</title></head><body>'
+    font = "https://fonts.googleapis.com/css?family=Roboto"
+    page_file.write_text('<!DOCTYPE html><html><head><meta charset="utf-8"><title>p</title>'
+                         f'<link rel="stylesheet" href="{font}"></head><body>'
                          '<p>hello</p><img src="missing.png">'
                          "<script>console.log('a log'); console.warn('a warning'); console.error('an error');"
                          "undefined_function();</script></body></html>", encoding="utf-8")
@@ -154,7 +157,7 @@ def test_console_errors_are_seen_with_their_level(chromium, tmp_path):
     assert any("ERR_FILE_NOT_FOUND" in m.text and m.url.endswith("/missing.png") for m in page.errors)
     assert {m.text for m in page.errors if m.source == "console-api"} == {"an error"}
     assert page.text.strip() == "hello" and png_size(page.screenshot) == (320, 200)
-    assert page.requests[0] == page_file.as_uri() and not page.external_requests
+    assert page.requests[0] == page_file.as_uri() and page.external_requests == [font]
 
 
 def test_missing_chromium_fails_under_ci_and_skips_elsewhere(monkeypatch, tmp_path):
