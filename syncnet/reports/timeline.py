@@ -173,13 +173,18 @@ def timeline_png(summary: dict) -> bytes:
                     Patch(facecolor=COLOURS["rejected"], label="rejected")]
     else:
         handles.append(Patch(facecolor=COLOURS["measured"], label="measured"))
-    handles += [Patch(facecolor=COLOURS["unreliable"], label="track too short"),
+    handles += [Patch(facecolor=COLOURS["measured"], edgecolor="black", linewidth=0.6,
+                      label="face track (outlined: best)"),
+                Patch(facecolor=COLOURS["unreliable"], label="track too short"),
                 Patch(facecolor=COLOURS["no_faces"], label="no faces"),
                 Patch(facecolor=COLOURS["failed"], hatch="xx", label="failed"),
                 Patch(facecolor=COLOURS["no_face_shade"], alpha=0.35, label="no usable face"),
                 Line2D([], [], marker="^", linestyle="none", markerfacecolor="none",
                        markeredgecolor=COLOURS["failed"], label=f"at search edge (+-{vs})")]
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)
+    if min_conf is not None:
+        handles.append(Line2D([], [], color=COLOURS["rejected"], linewidth=0.8, linestyle="--",
+                              label=f"min confidence {min_conf:g}"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5), fontsize=8, frameon=False)
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
