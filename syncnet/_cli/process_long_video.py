@@ -75,8 +75,9 @@ def main(args: argparse.Namespace) -> int:
     from ..files import ensure_writable_dir
     from ..jobs.longvideo import LongVideoOptions, process_long_video, report
     from ..outlock import output_lock
-    from ..reports import console_table, elapsed_line
     from . import models
+
+    quiet_matplotlib(args.verbose)  # before the report imports it: its font-cache notice is not ours to print
 
     # Each number was checked where it was parsed (finite, in range); what is left are
     # checks of flags against each other.
@@ -107,7 +108,9 @@ def main(args: argparse.Namespace) -> int:
                                              precision=args.precision)
         summary = process_long_video(args.input_video, args.output_dir, opts, detector, model, force=args.force,
                                      progress=sys.stderr.isatty())
-        report_line = report_files(summary, Path(args.output_dir), not args.no_report, args.verbose)
+        report_line = report_files(summary, Path(args.output_dir), not args.no_report)
+    from ..reports import console_table, elapsed_line
+
     print(console_table(summary))
     print(report(summary, Path(args.output_dir)))
     print(report_line)
@@ -126,7 +129,7 @@ def quiet_matplotlib(verbose: bool) -> None:
         logging.getLogger(name).setLevel(logging.WARNING if verbose else logging.ERROR)
 
 
-def report_files(summary: dict, out_dir, write: bool, verbose: bool) -> str:
+def report_files(summary: dict, out_dir, write: bool) -> str:
     """Write (or, with --no_report, remove an earlier run's) report files; the console line
     saying so.  A report that cannot be written costs a warning, not the run's results."""
     import logging
@@ -138,7 +141,6 @@ def report_files(summary: dict, out_dir, write: bool, verbose: bool) -> str:
         gone = remove_report(out_dir)
         return "Report:     skipped (--no_report)" + (
             f"; the earlier run's {', '.join(p.name for p in gone)} removed" if gone else "") + f"; make it: {rebuild}"
-    quiet_matplotlib(verbose)
     try:
         write_report(summary, out_dir)
     except OSError as exc:

@@ -109,6 +109,7 @@ def cmd_chunk_silence(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from .process_long_video import quiet_matplotlib
 
+    quiet_matplotlib(args.verbose)
     out = Path(args.output_dir)
     if not out.is_dir():
         raise InputError(f"{out} is not a directory")
@@ -116,7 +117,6 @@ def cmd_report(args: argparse.Namespace) -> int:
         return _batch_report(out)
     from ..reports import load_summary, write_report
 
-    quiet_matplotlib(args.verbose)
     summary = load_summary(out)  # a missing or unreadable summary is bad input (exit 2)
     with output_lock(out):  # not while a run writes there
         written = write_report(summary, out)

@@ -12,6 +12,7 @@ one summary always gives the same bytes.
 from __future__ import annotations
 
 import io
+import warnings
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -94,7 +95,8 @@ def timeline_png(summary: dict) -> bytes:
     ax_off, ax_conf, ax_tracks, ax_chunks = fig.subplots(4, 1, sharex=True,
                                                         gridspec_kw={"height_ratios": [3, 2, 1.2, 0.8]})
     name = summary["input"]["path"].replace("\\", "/").rsplit("/", 1)[-1]
-    fig.suptitle(f"{name}: best face track of each chunk ({len(rows)} chunks, {hms(duration)})", fontsize=11)
+    fig.suptitle(f"{name}: best face track of each chunk ({len(rows)} chunks, {hms(duration)})", fontsize=11,
+                 parse_math=False)  # a file name is text, whatever its $ signs
 
     # Shading first, under everything: failed chunks, and no usable face.
     shade_no_face = no_usable_face(rows)
@@ -187,5 +189,7 @@ def timeline_png(summary: dict) -> bytes:
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5), fontsize=8, frameon=False)
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    with warnings.catch_warnings():  # letters DejaVu Sans lacks (a CJK file name) are boxes; the page has the name
+        warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
+        fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
     return buf.getvalue()
