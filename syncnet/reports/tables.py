@@ -182,9 +182,9 @@ def headline(summary: dict, rows: list[ChunkRow]) -> str:
     text = (f"Median best-track offset of {len(measured)} {what}: {mid:+d} frames ({ms:+d} ms), "
             f"{sign_words(mid)}.")
     if offsets[0] != offsets[-1]:
-        text += f" Range {offsets[0]:+d} to {offsets[-1]:+d} frames."
-    else:
-        text += " Every one of them agrees."
+        text += f" They range from {offsets[0]:+d} to {offsets[-1]:+d} frames."
+    elif len(offsets) > 1:
+        text += " All of them agree."
     return text
 
 
