@@ -30,7 +30,7 @@ import syncnet._cli.models
 import syncnet.jobs.longvideo as lv
 from syncnet._cli import process_long_video as cli
 from syncnet.reports import REPORT_FILES, SIZE_PX, console_table, write_report
-from syncnet.reports.tables import CHUNK_COLUMNS, TRACK_COLUMNS
+from syncnet.reports.tables import CHUNK_COLUMNS, TRACK_COLUMNS, hms
 from testkit.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, known_offset_clip
 from tests.conftest import REPO
 
@@ -184,7 +184,7 @@ def test_run_writes_the_report_files_and_prints_the_table(run):
     assert "failed chunk_001: RuntimeError: planted failure of chunk_001" in stdout
     assert f"Report:     {out / 'report.html'} (timeline.png, chunks.csv, tracks.csv beside it)" in stdout
     total = s["timings"]["total"]
-    assert f"Elapsed:    00:00:{int(total + 0.5):02d} ({total:.1f} s, this run)" in stdout
+    assert f"Elapsed:    {hms(total)} ({total:.1f} s, this run)" in stdout
 
 
 def test_html_is_one_offline_page_with_a_row_per_chunk(run):
