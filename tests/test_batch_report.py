@@ -365,3 +365,34 @@ def test_failure_cause():
     assert failure_cause(record("a.mp4", "no_faces")) == "no face track found"
     assert failure_cause(record("a.mp4", "no_faces", diagnosis={"cause": "dark", "message": "m"})) == "dark"
     assert failure_cause(record("a.mp4", "no_faces", diagnosis=None)) == "no face track found"
+
+
+# ---------------------------------------------------------------------------------------------
+# batch_process.py writes the page (and video_utils.py report rebuilds it, byte for byte)
+
+
+def test_batch_process_writes_the_report_and_the_rebuild_equals_it(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    known_offset_clip(folder / "a.mp4", 3.0, 1)
+    run = [sys.executable, str(REPO / "tests/doubled.py"), "batch_process.py", "--chunks_dir", str(folder),
+           "--output_dir", str(out)]
+    proc = subprocess.run(run, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert f"report in {out / REPORT}" in proc.stdout
+    written = (out / REPORT).read_bytes()
+    assert b"a.mp4" in written
+    (out / REPORT).unlink()
+    rebuild = subprocess.run([sys.executable, str(REPO / "video_utils.py"), "report", str(out)],
+                             capture_output=True, text=True, timeout=300)
+    assert rebuild.returncode == 0, rebuild.stderr
+    assert (out / REPORT).read_bytes() == written
+    # --no_report: none written, the earlier one removed (it would not match the summary).
+    proc = subprocess.run([*run, "--no_report"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert not (out / REPORT).exists() and "report skipped (--no_report)" in proc.stdout

@@ -5,7 +5,7 @@ screenshot of the expected size that is not blank.
 
 `check_page` holds what every page must do; each page adds what it alone must show.  The
 pages: batch_report.html of a real batch run with the test doubles.  (The per-video
-report.html joins as a second case of test_page_in_chromium: a `<name>_page` fixture
+report.html is the second case of test_page_in_chromium: a `<name>_page` fixture
 returning the page's path and its own check.)
 
 Without Chromium these tests skip, except under CI (CI=true), where they fail
@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from syncnet.reports.batch import REPORT
+from testkit.doubles import known_offset_clip
 from tests import browser
 from tests.browser import open_page, png_size, require_chromium
 from tests.test_batch_report import shared_batch_run
@@ -89,7 +90,33 @@ def batch_report_page(tmp_path_factory):
     return out / REPORT, expressions, own_check
 
 
-@pytest.mark.parametrize("name", ["batch_report"])
+@pytest.fixture(scope="module")
+def report_page(tmp_path_factory):
+    """report.html of a real long run with the doubles: a filter, a failed chunk, faceless chunks."""
+    from tests.test_report import CHUNKS, run_main
+
+    clip = known_offset_clip(tmp_path_factory.mktemp("src") / "talk.mp4", 13.0, 2)
+    out = tmp_path_factory.mktemp("long") / "out"
+    run_main(["--input_video", str(clip), "--output_dir", str(out), *CHUNKS, "--max_abs_offset", "3"],
+             fail="chunk_001", faces_until=225)
+    names = [c["name"] for c in json.loads((out / "processing_summary.json").read_text())["chunks"]]
+
+    def own_check(page: browser.PageResult) -> None:
+        assert json.loads(page.values["rows"]) == names
+        assert page.values["pictures"] == 1
+        assert page.values["timeline_width"] > 0  # the embedded timeline decoded and laid out
+        for name in names:
+            assert name in page.text
+
+    expressions = {
+        "rows": "JSON.stringify(Array.from(document.querySelectorAll('tr[id^=chunk_]'), r => r.id))",
+        "pictures": "document.querySelectorAll('img').length",
+        "timeline_width": "document.querySelector('img.timeline').naturalWidth",
+    }
+    return out / "report.html", expressions, own_check
+
+
+@pytest.mark.parametrize("name", ["batch_report", "report"])
 def test_page_in_chromium(name, chromium, request, tmp_path):
     path, expressions, own_check = request.getfixturevalue(f"{name}_page")
     page = check_page(path, tmp_path, expressions)

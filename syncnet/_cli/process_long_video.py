@@ -77,7 +77,7 @@ def main(args: argparse.Namespace) -> int:
     from ..outlock import output_lock
     from . import models
 
-    quiet_matplotlib(args.verbose)  # before the report imports it: its font-cache notice is not ours to print
+    cli.quiet_matplotlib(args.verbose)  # before the report imports it: its font-cache notice is not ours to print
 
     # Each number was checked where it was parsed (finite, in range); what is left are
     # checks of flags against each other.
@@ -118,15 +118,6 @@ def main(args: argparse.Namespace) -> int:
     if elapsed:
         print(elapsed)
     return 1 if summary["totals"]["failed"] else 0
-
-
-def quiet_matplotlib(verbose: bool) -> None:
-    """matplotlib's font-cache notice and missing-glyph warnings (non-Latin file names in the
-    title) are not the run's business: errors only, or warnings with -v (not its debug log)."""
-    import logging
-
-    for name in ("matplotlib", "PIL"):
-        logging.getLogger(name).setLevel(logging.WARNING if verbose else logging.ERROR)
 
 
 def report_files(summary: dict, out_dir, write: bool) -> str:

@@ -34,7 +34,7 @@ from ..chunking import (
 from ..errors import InputError
 from ..files import ensure_writable_dir
 from ..outlock import output_lock
-from .common import ArgumentParser, add_verbose, float_range, int_range, run_main
+from .common import ArgumentParser, add_verbose, float_range, int_range, quiet_matplotlib, run_main
 from .common import non_negative_float as seconds_or_zero
 from .common import positive_float as seconds
 
@@ -107,8 +107,6 @@ def cmd_chunk_silence(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .process_long_video import quiet_matplotlib
-
     quiet_matplotlib(args.verbose)
     out = Path(args.output_dir)
     if not out.is_dir():
@@ -125,13 +123,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _batch_report(out: Path) -> int:
-    # TODO(issue 15): finish wiring once syncnet.reports.batch is merged.
+    from ..reports.batch import write_batch_report
+
+    path = out / "batch_processing_summary.json"
     try:
-        from ..reports.batch import write_batch_report
-    except ImportError:
-        raise InputError(f"{out} holds a batch summary; its report (batch_report.html) is not available in "
-                         "this version") from None
-    summary = json.loads((out / "batch_processing_summary.json").read_text())
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
     with output_lock(out):
         written = write_batch_report(summary, out)
     print(f"wrote {written}")

@@ -26,7 +26,7 @@ SUMMARY = "processing_summary.json"
 REPORT_FILES = ("report.html", "timeline.png", "chunks.csv", "tracks.csv")
 
 
-def _plain(summary: dict) -> dict:
+def plain(summary: dict) -> dict:
     """The summary as it reads back from its JSON file (numpy numbers and paths as JSON values),
     so a report made from the returned dict equals one rebuilt from the file."""
     def default(value):
@@ -41,7 +41,7 @@ def _plain(summary: dict) -> dict:
 def write_report(summary: dict, out_dir: str | Path) -> list[Path]:
     """Write report.html, timeline.png, chunks.csv and tracks.csv into `out_dir` (each atomically)."""
     out = Path(out_dir)
-    summary = _plain(summary)
+    summary = plain(summary)
     png = timeline_png(summary)
     rows = chunk_rows(summary)
     files = {"timeline.png": png, "chunks.csv": chunks_csv(rows), "tracks.csv": tracks_csv(rows),

@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 
 from ..files import write_bytes_atomic
 from ..results import best_track
+from . import plain
 
 REPORT = "batch_report.html"
 TEMPLATE = "batch_report.html.j2"
@@ -44,7 +45,8 @@ _NO_TRACK = "no face track found"
 def write_batch_report(summary: dict, out_dir: str | Path) -> Path:
     """Write OUTPUT_DIR/batch_report.html (atomically) from a batch summary; return its path."""
     out = Path(out_dir)
-    return write_bytes_atomic(out / REPORT, render_batch_report(summary, out).encode("utf-8"))
+    html = render_batch_report(plain(summary), out)  # as read back from its file: a rebuild gives these bytes
+    return write_bytes_atomic(out / REPORT, html.encode("utf-8"))
 
 
 def render_batch_report(summary: dict, out_dir: str | Path) -> str:
