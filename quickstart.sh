@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set everything up (virtual environment, Python packages, FFmpeg), then run one job.
+# Set everything up (virtual environment, Python packages, FFmpeg; for the tests also
+# headless Chromium), then run one job.
 #
 #   bash quickstart.sh run VIDEO OUT_DIR [process_long_video.py flags...]
 #   bash quickstart.sh test [pytest args...]
@@ -28,6 +29,21 @@ ensure_ffmpeg() {
   command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 && return
   as_root_apt || die "FFmpeg is missing: install it (Debian/Ubuntu: sudo apt-get install ffmpeg), then run this again"
   apt_install ffmpeg
+}
+
+# Headless Chromium for the tests that open the HTML reports in a browser
+# (tests/test_report_browser.py): installed by `setup` and `test` only, and only when
+# running as root with apt, as FFmpeg is; elsewhere those tests skip (and fail under CI=true).
+ensure_chromium() {
+  local b
+  for b in chromium chromium-browser google-chrome google-chrome-stable; do
+    command -v "$b" >/dev/null 2>&1 && return
+  done
+  if as_root_apt && apt_install chromium; then
+    return
+  fi
+  say "headless Chromium is missing: the browser tests will skip (and fail under CI=true);" \
+      "install it (Debian: sudo apt-get install chromium) to run them"
 }
 
 ensure_python() {
@@ -82,9 +98,11 @@ cmd=${1:-}
 shift || true
 case "$cmd" in
   setup)
-    setup requirements-dev.txt ;;
+    setup requirements-dev.txt
+    ensure_chromium ;;
   test)
     setup requirements-dev.txt
+    ensure_chromium
     exec "$PY" -m pytest "$@" ;;
   run)
     [ $# -ge 2 ] || die "usage: bash quickstart.sh run VIDEO OUT_DIR [process_long_video.py flags...]"

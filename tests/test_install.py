@@ -79,6 +79,7 @@ def test_only_the_library_is_installed(installed):
     assert tops == {"syncnet", "detectors"}, tops
     assert (installed["purelib"] / "syncnet" / "_cli" / "weights.py").is_file()
     assert (installed["purelib"] / "syncnet" / "weights" / "__main__.py").is_file()
+    assert (installed["purelib"] / "syncnet" / "reports" / "templates" / "report.html.j2").is_file()  # package data
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))

@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_speed_options(p)
     p.add_argument("--visualise", action="store_true", help="also write video_out.avi for every file")
     p.add_argument("--force", action="store_true", help="redo files already analysed")
+    p.add_argument("--no_report", action="store_true",
+                   help="skip batch_report.html (rebuild it with: video_utils.py report OUTPUT_DIR)")
     add_verbose(p)
     return p
 
@@ -40,6 +42,7 @@ def main(args: argparse.Namespace) -> int:
     from ..outlock import output_lock
     from . import models
 
+    cli.quiet_matplotlib(args.verbose)  # before the report imports it
     if not Path(args.chunks_dir).is_dir():
         raise InputError(f"--chunks_dir {args.chunks_dir} is not a directory")
     find_videos(args.chunks_dir)
@@ -51,6 +54,7 @@ def main(args: argparse.Namespace) -> int:
         summary = process_folder(args.chunks_dir, args.output_dir, opts, detector, model,
                                  max_workers=args.max_workers, force=args.force, visualise=args.visualise,
                                  progress=sys.stderr.isatty())
+        report_line = batch_report(summary, Path(args.output_dir), not args.no_report)
     t = summary["totals"]
     files = f"{t['files']} file{'' if t['files'] == 1 else 's'}"
     print(f"{files}: {t['success']} with faces, {t['no_faces']} without, {t['failed']} failed "
@@ -58,7 +62,27 @@ def main(args: argparse.Namespace) -> int:
     for f in summary["files"]:
         if f["status"] == "failed":
             print(f"  failed {f['file']}: {f['error']}")
+    print(report_line)
     return 1 if t["failed"] else 0
+
+
+def batch_report(summary: dict, out_dir, write: bool) -> str:
+    """Write (or, with --no_report, remove an earlier run's) batch_report.html; the console line
+    saying so.  A report that cannot be written costs a warning, not the run's results."""
+    import logging
+
+    from ..reports.batch import REPORT, write_batch_report
+
+    rebuild = f"python video_utils.py report {out_dir}"
+    if not write:
+        (out_dir / REPORT).unlink(missing_ok=True)  # it would no longer match the summary
+        return f"report skipped (--no_report); make it: {rebuild}"
+    try:
+        path = write_batch_report(summary, out_dir)
+    except OSError as exc:
+        logging.getLogger("syncnet").warning("report not written: %s; once fixed: %s", exc, rebuild)
+        return f"report not written ({exc.strerror or exc})"
+    return f"report in {path}"
 
 
 def entry(argv: list[str] | None = None) -> None:

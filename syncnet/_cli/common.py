@@ -136,3 +136,10 @@ def run_main(main: Callable[[argparse.Namespace], int | None], args: argparse.Na
               file=sys.stderr)
         code = 1
     sys.exit(code)
+
+
+def quiet_matplotlib(verbose: bool) -> None:
+    """matplotlib's font-cache notice and missing-glyph warnings (non-Latin file names in the
+    title) are not the run's business: errors only, or warnings with -v (not its debug log)."""
+    for name in ("matplotlib", "PIL"):
+        logging.getLogger(name).setLevel(logging.WARNING if verbose else logging.ERROR)

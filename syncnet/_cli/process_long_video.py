@@ -8,6 +8,9 @@ run_syncnet.py and run_visualise.py, offsets.txt included) and
 results/processing_summary.json (rewritten after every chunk).  With --min_confidence
 and/or --max_abs_offset the accepted chunks also go to filtered_chunks/ and
 filtered_audio/.  Run the same command again after an interrupt to resume.
+At the end: results/report.html (one self-contained page), timeline.png, chunks.csv and
+tracks.csv (skip with --no_report; rebuild with `python video_utils.py report results/`),
+and a table of the chunks on the console.
 
 One run at a time per output folder: a second one stops at once (exit 2).
 Exit codes: 0 every chunk analysed (no faces is a result), 1 some chunks failed, 2 bad input.
@@ -54,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="filter: keep chunks with |offset| <= this")
     p.add_argument("--force", action="store_true", help="redo finished chunks (needed when parameters changed)")
     p.add_argument("--no_visualise", action="store_true", help="skip video_out.avi")
+    p.add_argument("--no_report", action="store_true",
+                   help="skip report.html, timeline.png, chunks.csv, tracks.csv (an earlier run's are removed; "
+                        "rebuild them with: video_utils.py report OUTPUT_DIR)")
     p.add_argument("--chunk_workers", type=cli.non_negative_int, default=0,
                    help="chunks analysed at once while detection goes on (default 0: 1 on the CPU, 3 on a GPU; "
                         "results do not depend on it)")
@@ -70,6 +76,8 @@ def main(args: argparse.Namespace) -> int:
     from ..jobs.longvideo import LongVideoOptions, process_long_video, report
     from ..outlock import output_lock
     from . import models
+
+    cli.quiet_matplotlib(args.verbose)  # before the report imports it: its font-cache notice is not ours to print
 
     # Each number was checked where it was parsed (finite, in range); what is left are
     # checks of flags against each other.
@@ -100,8 +108,36 @@ def main(args: argparse.Namespace) -> int:
                                              precision=args.precision)
         summary = process_long_video(args.input_video, args.output_dir, opts, detector, model, force=args.force,
                                      progress=sys.stderr.isatty())
+        report_line = report_files(summary, Path(args.output_dir), not args.no_report)
+    from ..reports import console_table, elapsed_line
+
+    print(console_table(summary))
     print(report(summary, Path(args.output_dir)))
+    print(report_line)
+    elapsed = elapsed_line(summary)
+    if elapsed:
+        print(elapsed)
     return 1 if summary["totals"]["failed"] else 0
+
+
+def report_files(summary: dict, out_dir, write: bool) -> str:
+    """Write (or, with --no_report, remove an earlier run's) report files; the console line
+    saying so.  A report that cannot be written costs a warning, not the run's results."""
+    import logging
+
+    from ..reports import REPORT_FILES, remove_report, write_report
+
+    rebuild = f"python video_utils.py report {out_dir}"
+    if not write:
+        gone = remove_report(out_dir)
+        return "Report:     skipped (--no_report)" + (
+            f"; the earlier run's {', '.join(p.name for p in gone)} removed" if gone else "") + f"; make it: {rebuild}"
+    try:
+        write_report(summary, out_dir)
+    except OSError as exc:
+        logging.getLogger("syncnet").warning("report not written: %s; once fixed: %s", exc, rebuild)
+        return f"Report:     not written ({exc.strerror or exc})"
+    return f"Report:     {out_dir / REPORT_FILES[0]} ({', '.join(REPORT_FILES[1:])} beside it)"
 
 
 def entry(argv: list[str] | None = None) -> None:

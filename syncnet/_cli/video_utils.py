@@ -5,6 +5,11 @@
   python video_utils.py chunk-time --input talk.mp4 --output_dir chunks --duration 30 --overlap 5
   python video_utils.py chunk-silence --input talk.mp4 --output_dir chunks --threshold -30 \
       --min_silence 1.0 --min_chunk 5.0 --max_chunk 60
+  python video_utils.py report results/
+
+`report` (re)makes report.html, timeline.png, chunks.csv and tracks.csv in the output
+folder of process_long_video.py from its processing_summary.json (byte-identical to
+what the run wrote), or batch_report.html beside a batch_processing_summary.json.
 
 Chunks are re-encoded and cut on the source's frame times, so sound and picture
 stay aligned; both chunkers write chunks.json (index, file, start, end, duration)
@@ -29,7 +34,7 @@ from ..chunking import (
 from ..errors import InputError
 from ..files import ensure_writable_dir
 from ..outlock import output_lock
-from .common import ArgumentParser, add_verbose, float_range, int_range, run_main
+from .common import ArgumentParser, add_verbose, float_range, int_range, quiet_matplotlib, run_main
 from .common import non_negative_float as seconds_or_zero
 from .common import positive_float as seconds
 
@@ -101,6 +106,36 @@ def cmd_chunk_silence(args: argparse.Namespace) -> int:
     return _write_chunks(args, info, plan)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    quiet_matplotlib(args.verbose)
+    out = Path(args.output_dir)
+    if not out.is_dir():
+        raise InputError(f"{out} is not a directory")
+    if not (out / "processing_summary.json").exists() and (out / "batch_processing_summary.json").exists():
+        return _batch_report(out)
+    from ..reports import load_summary, write_report
+
+    summary = load_summary(out)  # a missing or unreadable summary is bad input (exit 2)
+    with output_lock(out):  # not while a run writes there
+        written = write_report(summary, out)
+    print(f"wrote {', '.join(p.name for p in written)} in {out}")
+    return 0
+
+
+def _batch_report(out: Path) -> int:
+    from ..reports.batch import write_batch_report
+
+    path = out / "batch_processing_summary.json"
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
+    with output_lock(out):
+        written = write_batch_report(summary, out)
+    print(f"wrote {written}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -136,6 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="longest chunk in s (default 60, at least twice --min_chunk); a longer piece is split "
                         "at its quietest points")
     p.set_defaults(func=cmd_chunk_silence)
+
+    p = sub.add_parser("report", help="rebuild report.html, timeline.png, chunks.csv, tracks.csv of a run")
+    p.add_argument("output_dir", help="the --output_dir of process_long_video.py (or of batch_process.py)")
+    p.set_defaults(func=cmd_report)
 
     for action in sub.choices.values():
         add_verbose(action)

@@ -106,16 +106,23 @@ def _read_into(pipe, view: memoryview) -> int:
     return got
 
 
-@contextmanager
-def _reader(args: list[str]) -> Iterator[tuple[subprocess.Popen, _StderrDrain]]:
-    """An FFmpeg process whose stdout is read raw (unbuffered: straight into the caller's
-    arrays); killed if the caller stops early."""
+def _spawn(args: list[str], *, feed: bool) -> tuple[subprocess.Popen, _StderrDrain]:
+    """An FFmpeg process with one raw, unbuffered, widened pipe (its stdin when `feed`, else its
+    stdout) and its stderr drained."""
     log.debug("ffmpeg: %s", args)
-    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            bufsize=0)
-    _widen_pipe(proc.stdout)
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE if feed else subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL if feed else subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    _widen_pipe(proc.stdin if feed else proc.stdout)
     drain = _StderrDrain(proc.stderr)
     drain.start()
+    return proc, drain
+
+
+@contextmanager
+def _reader(args: list[str]) -> Iterator[tuple[subprocess.Popen, _StderrDrain]]:
+    """An FFmpeg process whose stdout is read raw (straight into the caller's arrays);
+    killed if the caller stops early."""
+    proc, drain = _spawn(args, feed=False)
     try:
         yield proc, drain
     finally:
@@ -126,11 +133,5 @@ def _reader(args: list[str]) -> Iterator[tuple[subprocess.Popen, _StderrDrain]]:
 
 
 def _writer(args: list[str]) -> tuple[subprocess.Popen, _StderrDrain]:
-    """An FFmpeg process fed raw on its stdin (unbuffered), its stderr drained."""
-    log.debug("ffmpeg: %s", args)
-    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            bufsize=0)
-    _widen_pipe(proc.stdin)
-    drain = _StderrDrain(proc.stderr)
-    drain.start()
-    return proc, drain
+    """An FFmpeg process fed raw frames on its stdin."""
+    return _spawn(args, feed=True)
