@@ -233,7 +233,8 @@ def test_report_of_a_real_batch_run(batch_run):
             assert cells[3:6] == [signed(best["offset"]), signed(best["offset"] * 40), f"{best['confidence']:.3f}"]
     by_file = {tr.attrs["data-file"]: tr for tr in rows}
     assert summary["files"][3]["error"] in by_file["d_corrupt.mp4"].text()
-    assert "no face track found" in by_file["e_noface.mp4"].text()
+    # schema 3: the file's diagnosis says why it has no track
+    assert summary["files"][4]["diagnosis"]["message"] in by_file["e_noface.mp4"].text()
     assert {f["file"]: f["tracks"][0]["offset"] for f in summary["files"] if f["tracks"]} == {
         "a_k0.mp4": 0, "b_k3.mp4": 3, "c_km2.mov": -2}
 
@@ -243,7 +244,7 @@ def test_report_of_a_real_batch_run(batch_run):
 
     groups = [[td.text() for td in tr.find_all("td")] for tr in doc.find("table", id="problems").find_all("tr")[1:]]
     assert sorted(groups) == [["failed", "<file> is not a media file FFmpeg can read", "1", "d_corrupt.mp4"],
-                              ["no faces", "no face track found", "1", "e_noface.mp4"]]
+                              ["no faces", "no_face_detected", "1", "e_noface.mp4"]]
     totals = doc.find("p", id="totals").text().split()
     assert totals == ["5", "files", "3", "success", "1", "no", "faces", "1", "failed", "0", "skipped"]
 
