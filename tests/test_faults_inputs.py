@@ -445,8 +445,8 @@ def test_help_and_readme_agree_on_video_utils_exit_codes():
     proc = run_script(VU, "--help")
     assert "0 ok, 1 FFmpeg failed on a valid input, 2 bad input" in proc.stdout
     readme = (REPO / "README.md").read_text()
-    assert "| `video_utils.py` | inspect a file, extract audio, cut chunks by time or at silences | 0 ok, " \
-           "1 FFmpeg failed on a valid input, 2 bad input |" in readme
+    assert "| `video_utils.py` | inspect a file, extract audio, cut chunks by time or at silences, rebuild a " \
+           "run's report | 0 ok, 1 FFmpeg failed on a valid input, 2 bad input |" in readme
 
 
 def test_warnings_go_above_progress_bars(tmp_path):
