@@ -29,7 +29,7 @@ import numpy as np
 
 from .evaluate import SAMPLE_RATE, SAMPLES_PER_FRAME, WINDOW
 from .options import FaceOptions
-from .tracking import _interpolate, _take_track, bbox_iou
+from .tracking import bbox_iou, interpolate_track, take_track
 
 # track_shot's default, which find_tracks uses: a detection joins a run when it overlaps
 # the run's last box by more than this.
@@ -83,10 +83,10 @@ def _runs(faces: Sequence[Sequence[dict]], scenes: Sequence[tuple[int, int]], op
     for s, e in scenes:
         remaining = [[dict(face) for face in faces[i]] for i in range(s, min(e, len(faces)))]
         while True:
-            track = _take_track(remaining, opts.num_failed_det, IOU_THRES)
+            track = take_track(remaining, opts.num_failed_det, IOU_THRES)
             if not track:
                 break
-            bbox = _interpolate(track)["bbox"] if len(track) > 1 else np.array([track[0]["bbox"]], float)
+            bbox = interpolate_track(track)["bbox"] if len(track) > 1 else np.array([track[0]["bbox"]], float)
             size = max(np.mean(bbox[:, 2] - bbox[:, 0]), np.mean(bbox[:, 3] - bbox[:, 1]))  # as track_shot
             runs.append(_Run(len(track), e - s, float(size)))
     return runs

@@ -33,7 +33,7 @@ def bbox_iou(box_a: Sequence[float], box_b: Sequence[float]) -> float:
     return inter / float(area_a + area_b - inter)
 
 
-def _take_track(frames: list[list[dict]], num_failed_det: int, iou_thres: float) -> list[dict]:
+def take_track(frames: list[list[dict]], num_failed_det: int, iou_thres: float) -> list[dict]:
     """One greedy sweep over the shot: the faces it takes are removed from `frames`."""
     track: list[dict] = []
     for framefaces in frames:
@@ -52,7 +52,7 @@ def _take_track(frames: list[list[dict]], num_failed_det: int, iou_thres: float)
     return track
 
 
-def _interpolate(track: list[dict]) -> dict:
+def interpolate_track(track: list[dict]) -> dict:
     """Every frame from the first detection to the last, boxes filled in by interp1d.
 
     scipy's interp1d itself is used (not np.interp) so that a track holding several
@@ -78,11 +78,11 @@ def track_shot(scenefaces: Sequence[Sequence[dict]], num_failed_det: int = 25, m
     remaining = [list(framefaces) for framefaces in copy.deepcopy(scenefaces)]
     tracks: list[dict] = []
     while True:
-        track = _take_track(remaining, num_failed_det, iou_thres)
+        track = take_track(remaining, num_failed_det, iou_thres)
         if not track:
             break
         if len(track) > min_track:
-            interpolated = _interpolate(track)
+            interpolated = interpolate_track(track)
             bbox = interpolated["bbox"]
             # Builtin max on purpose: its NaN handling is the reference's.
             size = max(np.mean(bbox[:, 2] - bbox[:, 0]), np.mean(bbox[:, 3] - bbox[:, 1]))
