@@ -115,8 +115,9 @@ def input_entry(source: str | Path, out_dir: str | Path, result: dict | str | Ba
     if result is None:
         return entry
     if not isinstance(result, dict):
-        line = result if isinstance(result, str) else error_line(result, with_type=not isinstance(result,
-                                                                                                   SyncNetError))
+        line = error_line(result, with_type=isinstance(result, BaseException) and
+                          not isinstance(result, SyncNetError)) if not isinstance(result, str) else \
+            " | ".join(part.strip() for part in result.splitlines() if part.strip()) or "failed"
         return {**entry, "status": "failed", "failures": [{"chunk": None, "error": line}]}
     totals = {k: int(result.get("totals", {}).get(k, 0)) for k in CHUNK_COUNTS}
     confs = _best_confidences(result)
@@ -260,7 +261,7 @@ def check_input(source: Path, opts: LongVideoOptions, out_dir: Path, force: bool
             plan_time_chunks(info.duration, opts.chunk_duration, opts.overlap)
         media.require_complete(info)
     except SyncNetError as exc:
-        return Checked(source, error=str(exc))
+        return Checked(source, error=error_line(exc))
     if not force:  # as the job would refuse it, but before any input has run
         LongSummary(Paths(out_dir), opts, source, info, []).reuse_previous(False)
     return Checked(source, info)
