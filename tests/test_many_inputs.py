@@ -4,10 +4,11 @@ The script runs for real through tests/doubled.py (only the two networks are the
 doubles): each input must end exactly as if run alone, in OUTPUT_DIR/<its name>/;
 dataset_summary.json must match its schema and add up; a corrupt file is a recorded
 failure while the others go on; two inputs with one name are refused; a killed run
-resumes and skips what was finished.  Media: clips of 4-5 s, 3 s chunks with 1 s overlap.
+resumes and skips what was finished.  Media: clips of 5 and 6 s, 3 s chunks with 1 s overlap.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -70,7 +71,7 @@ def load(path: Path) -> dict:
 def media(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("many_media")
     a = known_offset_clip(d / "a.mp4", 5.0, 2)
-    b = known_offset_clip(d / "b.mp4", 4.0, -3, seed=5)
+    b = known_offset_clip(d / "b.mp4", 6.0, -3, seed=5)
     folder = d / "folder"
     folder.mkdir()
     for p in (a, b):
@@ -138,9 +139,9 @@ def test_dataset_summary_matches_its_schema_and_adds_up(runs):
     totals = summary["totals"]
     for key in ds.CHUNK_COUNTS:
         assert totals["chunks"][key] == sum(s["totals"][key] for s in per_input.values()), key
-    assert totals["chunks"]["chunks"] == 2 + 2  # 0-3 and 2-5 s; 0-3 and 2-4 s
+    assert totals["chunks"]["chunks"] == 2 + 3  # 0-3 and 2-5 s; 0-3, 2-5 and 4-6 s
     assert totals["duration"] == pytest.approx(sum(s["input"]["duration"] for s in per_input.values()))
-    assert totals["detector_frames"] == sum(s["detector_frames"] for s in per_input.values()) == 225
+    assert totals["detector_frames"] == sum(s["detector_frames"] for s in per_input.values()) == 125 + 150
     confs = {n: [c["best_track"]["confidence"] for c in s["chunks"] if c["best_track"]["reliable"]]
              for n, s in per_input.items()}
     entries = {e["name"]: e for e in summary["inputs"]}
@@ -287,6 +288,23 @@ def test_a_job_that_fails_is_recorded_and_the_next_runs(media, tmp_path, monkeyp
     assert rebuilt.to_dict()["inputs"][1] == summary["inputs"][1]
     assert rebuilt.to_dict()["inputs"][0]["status"] == "pending"  # its failure is not on disk: it is redone
     assert summary_errors(summary) == []
+
+
+def test_a_full_disk_stops_the_run(media, tmp_path, monkeypatch):
+    """Every later input would fail the same way: the run stops (resumable), the summary whole."""
+    opts = LongVideoOptions(chunk_duration=3.0, overlap=1.0, visualise=False)
+
+    def full(job):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ds.LongVideoJob, "run", full)
+    inputs = [media["a"], media["b"]]
+    dataset = ds.DatasetSummary(tmp_path, inputs)
+    with pytest.raises(OSError):
+        ds.run_inputs([ds.check_input(p, opts, dataset.out_dir(p), False) for p in inputs], dataset, opts, None,
+                      None)
+    on_disk = validate_summary(tmp_path / ds.DATASET_SUMMARY)
+    assert [e["status"] for e in on_disk["inputs"]] == ["pending", "pending"]
 
 
 def test_which_paths_make_a_dataset(media):
