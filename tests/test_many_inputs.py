@@ -99,7 +99,8 @@ def test_each_input_ends_as_if_run_alone(runs):
     """OUTPUT_DIR/<name>/ holds exactly the files of that input's own run, the same bytes
     (the summary and page, which name their folder, equal once the folder is taken out)."""
     root, many = runs["root"], runs["many"]
-    assert sorted(p.name for p in many.iterdir()) == ["a", "b", "dataset_summary.json"]  # none for the corrupt one
+    assert sorted(p.name for p in many.iterdir()) == ["a", "b", "dataset_report.html",
+                                                      "dataset_summary.json"]  # none for the corrupt one
     for name in ("a", "b"):
         alone, mine = root / f"alone_{name}", many / name
         assert not (alone / "dataset_summary.json").exists()  # one input: today's layout, nothing added
@@ -171,6 +172,27 @@ def test_the_schema_refuses_what_must_not_be_written(runs):
         wrong = copy.deepcopy(good)
         change(wrong)
         assert summary_errors(wrong), what
+
+
+def test_the_overview_page_links_each_inputs_report(runs, tmp_path, capsys, monkeypatch):
+    """dataset_report.html: a row per input, a link to each report.html there is, the failure's
+    line; `video_utils.py report` on the folder makes the same bytes again."""
+    from syncnet._cli import video_utils
+
+    out = tmp_path / "many"
+    shutil.copytree(runs["many"], out)
+    page = (out / "dataset_report.html").read_text()
+    assert page.count('<tr class="input ') == 3
+    assert '<a href="a/report.html">' in page and '<a href="b/report.html">' in page
+    assert 'href="a_corrupt/' not in page
+    error = load(out / "dataset_summary.json")["inputs"][1]["failures"][0]["error"]
+    assert f'<td class="note error">{error}</td>' in page
+    (out / "dataset_report.html").unlink()
+    monkeypatch.setenv("SYNCNET_KEEP_FREED_MEMORY", "0")
+    with pytest.raises(SystemExit) as code:
+        video_utils.entry(["report", str(out)])
+    assert code.value.code == 0, capsys.readouterr().err
+    assert (out / "dataset_report.html").read_text() == page
 
 
 def test_a_folder_is_its_videos(runs, media):
@@ -307,7 +329,7 @@ def test_a_full_disk_stops_the_run(media, tmp_path, monkeypatch):
     assert [e["status"] for e in on_disk["inputs"]] == ["pending", "pending"]
 
 
-def test_which_paths_make_a_dataset(media):
+def test_which_paths_make_a_dataset(media, tmp_path):
     assert not ds.several_inputs([media["a"]])
     assert ds.several_inputs([media["a"], media["b"]]) and ds.several_inputs([media["folder"]])
     assert ds.input_output_dir("out", media["a"], False) == Path("out")
@@ -317,3 +339,7 @@ def test_which_paths_make_a_dataset(media):
         ds.expand_inputs([media["b"], media["folder"]])
     with pytest.raises(InputError, match="no such file or directory"):
         ds.expand_inputs([media["a"], media["dir"] / "nope.mp4"])
+    opts = LongVideoOptions(chunk_duration=3.0, overlap=1.0)
+    bad = ds.check_input(media["bad"], opts, tmp_path / "bad", False)  # a result, not an exit
+    assert bad.info is None and "a_corrupt.mp4 is not a media file" in bad.error
+    assert ds.check_input(media["a"], opts, tmp_path / "a", False).info.duration == 5.0

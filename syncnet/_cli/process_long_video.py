@@ -26,10 +26,16 @@ Exit codes: 0 every chunk analysed (no faces is a result), 1 some chunks failed,
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from . import common as cli
 from .common import add_verbose, run_main
 from .options import add_face_options, add_model_options, add_speed_options, face_options
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ..jobs.longvideo import LongVideoOptions
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,7 +141,7 @@ def main(args: argparse.Namespace) -> int:
     return 1 if summary["totals"]["failed"] else 0
 
 
-def main_several(args: argparse.Namespace, opts) -> int:
+def main_several(args: argparse.Namespace, opts: LongVideoOptions) -> int:
     """Several inputs (files, folders): each into OUTPUT_DIR/<its name>/ as one input would be,
     one after another with the same models; dataset_summary.json over them all."""
     import sys
@@ -165,9 +171,29 @@ def main_several(args: argparse.Namespace, opts) -> int:
 
         summary = run_inputs(checked, dataset, opts, detector, model, force=args.force,
                              progress=sys.stderr.isatty(), after=after)
+        overview = dataset_report(summary, out, not args.no_report)
     print(report(summary))
+    print(overview)
     t = summary["totals"]
     return 1 if t["failed"] or t["partial"] or t["incomplete"] or t["pending"] else 0
+
+
+def dataset_report(summary: dict, out: Path, write: bool) -> str:
+    """dataset_report.html (or, with --no_report, an earlier one removed); the console line saying so."""
+    import logging
+
+    from ..reports.dataset import REPORT, write_dataset_report
+
+    rebuild = f"python video_utils.py report {out}"
+    if not write:
+        (out / REPORT).unlink(missing_ok=True)
+        return f"Report:     skipped (--no_report); make it: {rebuild}"
+    try:
+        path = write_dataset_report(summary, out)
+    except OSError as exc:
+        logging.getLogger("syncnet").warning("report not written: %s; once fixed: %s", exc, rebuild)
+        return f"Report:     not written ({exc.strerror or exc})"
+    return f"Report:     {path} (each input's report.html in its folder)"
 
 
 def report_files(summary: dict, out_dir, write: bool) -> str:
