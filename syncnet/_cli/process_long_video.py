@@ -12,21 +12,37 @@ At the end: results/report.html (one self-contained page), timeline.png, chunks.
 tracks.csv (skip with --no_report; rebuild with `python video_utils.py report results/`),
 and a table of the chunks on the console.
 
+Several inputs (files and/or folders of videos):
+
+  python process_long_video.py --input_video a.mp4 b.mp4 news/ --output_dir results/
+
+analyses each one, one after another, into results/<its name>/ (the layout above) and
+writes results/dataset_summary.json over all of them (rewritten after every input).
+An input that fails is recorded and the others go on (exit 1).
+
 One run at a time per output folder: a second one stops at once (exit 2).
 Exit codes: 0 every chunk analysed (no faces is a result), 1 some chunks failed, 2 bad input.
 """
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from . import common as cli
 from .common import add_verbose, run_main
 from .options import add_face_options, add_model_options, add_speed_options, face_options
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ..jobs.longvideo import LongVideoOptions
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--input_video", "--input", dest="input_video", required=True, help="the long video")
+    p.add_argument("--input_video", "--input", dest="input_video", required=True, action="extend", nargs="+",
+                   metavar="INPUT", help="the long video; or several videos and/or folders of videos, each "
+                                         "analysed into OUTPUT_DIR/<its name>/ with a dataset_summary.json")
     p.add_argument("--output_dir", required=True, help="where everything goes")
     p.add_argument("--chunk_duration", type=cli.positive_float, default=30.0, help="chunk length in s (default 30)")
     p.add_argument("--overlap", type=cli.non_negative_float, default=5.0, help="overlap of chunks in s (default 5)")
@@ -93,8 +109,13 @@ def main(args: argparse.Namespace) -> int:
                             faces=faces, vshift=args.vshift, min_confidence=args.min_confidence,
                             max_abs_offset=args.max_abs_offset, visualise=not args.no_visualise,
                             precision=args.precision, chunk_workers=args.chunk_workers)
+    from ..jobs.dataset import several_inputs
+
+    if several_inputs(args.input_video):
+        return main_several(args, opts)
+    source = args.input_video[0]
     # Bad input fails before minutes of model loading.
-    info = media.probe(args.input_video)
+    info = media.probe(source)
     media.require_video(info)
     media.require_audio(info)
     if opts.chunking == "time":
@@ -106,7 +127,7 @@ def main(args: argparse.Namespace) -> int:
     with output_lock(args.output_dir):  # taken before the models load: a second run stops at once
         detector, model = models.load_models(args.device, args.s3fd_model, args.syncnet_model,
                                              precision=args.precision)
-        summary = process_long_video(args.input_video, args.output_dir, opts, detector, model, force=args.force,
+        summary = process_long_video(source, args.output_dir, opts, detector, model, force=args.force,
                                      progress=sys.stderr.isatty())
         report_line = report_files(summary, Path(args.output_dir), not args.no_report)
     from ..reports import console_table, elapsed_line
@@ -118,6 +139,61 @@ def main(args: argparse.Namespace) -> int:
     if elapsed:
         print(elapsed)
     return 1 if summary["totals"]["failed"] else 0
+
+
+def main_several(args: argparse.Namespace, opts: LongVideoOptions) -> int:
+    """Several inputs (files, folders): each into OUTPUT_DIR/<its name>/ as one input would be,
+    one after another with the same models; dataset_summary.json over them all."""
+    import sys
+    from pathlib import Path
+
+    from ..files import ensure_writable_dir
+    from ..jobs.dataset import DatasetSummary, check_input, expand_inputs, input_output_dir, report, run_inputs
+    from ..outlock import output_lock
+    from . import models
+
+    inputs = expand_inputs(args.input_video)  # refuses a missing path and two inputs with one name
+    out = Path(args.output_dir)
+    ensure_writable_dir(out)
+    with output_lock(out):  # each input's job locks its own folder too
+        # Bad inputs are recorded, not fatal; an earlier run with other parameters is refused
+        # (exit 2) before any input runs or any model loads.
+        checked = [check_input(p, opts, input_output_dir(out, p, True), args.force) for p in inputs]
+        runnable = any(c.error is None for c in checked)
+        detector = model = None
+        if runnable:
+            detector, model = models.load_models(args.device, args.s3fd_model, args.syncnet_model,
+                                                 precision=args.precision)
+        dataset = DatasetSummary.rebuild(out, inputs, opts.result_parameters(), opts.filter_parameters())
+
+        def after(source: Path, summary: dict, out_dir: Path) -> None:
+            report_files(summary, out_dir, not args.no_report)
+
+        summary = run_inputs(checked, dataset, opts, detector, model, force=args.force,
+                             progress=sys.stderr.isatty(), after=after)
+        overview = dataset_report(summary, out, not args.no_report)
+    print(report(summary))
+    print(overview)
+    t = summary["totals"]
+    return 1 if t["failed"] or t["partial"] or t["incomplete"] or t["pending"] else 0
+
+
+def dataset_report(summary: dict, out: Path, write: bool) -> str:
+    """dataset_report.html (or, with --no_report, an earlier one removed); the console line saying so."""
+    import logging
+
+    from ..reports.dataset import REPORT, write_dataset_report
+
+    rebuild = f"python video_utils.py report {out}"
+    if not write:
+        (out / REPORT).unlink(missing_ok=True)
+        return f"Report:     skipped (--no_report); make it: {rebuild}"
+    try:
+        path = write_dataset_report(summary, out)
+    except OSError as exc:
+        logging.getLogger("syncnet").warning("report not written: %s; once fixed: %s", exc, rebuild)
+        return f"Report:     not written ({exc.strerror or exc})"
+    return f"Report:     {path} (each input's report.html in its folder)"
 
 
 def report_files(summary: dict, out_dir, write: bool) -> str:

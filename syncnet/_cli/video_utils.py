@@ -113,6 +113,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise InputError(f"{out} is not a directory")
     if not (out / "processing_summary.json").exists() and (out / "batch_processing_summary.json").exists():
         return _batch_report(out)
+    if not (out / "processing_summary.json").exists() and (out / "dataset_summary.json").exists():
+        return _dataset_report(out)
     from ..reports import load_summary, write_report
 
     summary = load_summary(out)  # a missing or unreadable summary is bad input (exit 2)
@@ -133,6 +135,23 @@ def _batch_report(out: Path) -> int:
     with output_lock(out):
         written = write_batch_report(summary, out)
     print(f"wrote {written}")
+    return 0
+
+
+def _dataset_report(out: Path) -> int:
+    """The overview page of a run over several inputs; each input's own report is its folder's."""
+    from ..reports.dataset import write_dataset_report
+
+    path = out / "dataset_summary.json"
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("inputs"), list) or "totals" not in summary:
+        raise InputError(f"{path} is not a dataset summary of process_long_video.py")
+    with output_lock(out):
+        written = write_dataset_report(summary, out)
+    print(f"wrote {written} (each input's own report: python video_utils.py report {out}/<input>)")
     return 0
 
 
