@@ -21,7 +21,15 @@ import argparse
 
 from . import common as cli
 from .common import add_verbose, run_main
-from .options import add_face_options, add_model_options, add_speed_options, face_options
+from .options import (
+    add_cluster_options,
+    add_face_options,
+    add_model_options,
+    add_speed_options,
+    check_cluster_options,
+    face_options,
+    model_factory,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk_workers", type=cli.non_negative_int, default=0,
                    help="chunks analysed at once while detection goes on (default 0: 1 on the CPU, 3 on a GPU; "
                         "results do not depend on it)")
+    add_cluster_options(p)
     add_verbose(p)
     return p
 
@@ -78,6 +87,11 @@ def main(args: argparse.Namespace) -> int:
     from . import models
 
     cli.quiet_matplotlib(args.verbose)  # before the report imports it: its font-cache notice is not ours to print
+    check_cluster_options(args)
+    if args.ray is not None:
+        from ..cluster import import_ray
+
+        import_ray()  # missing: one line, exit 2, before anything else
 
     # Each number was checked where it was parsed (finite, in range); what is left are
     # checks of flags against each other.
@@ -103,11 +117,20 @@ def main(args: argparse.Namespace) -> int:
         plan_time_chunks(info.duration, opts.chunk_duration, opts.overlap)
     media.require_complete(info)
     ensure_writable_dir(args.output_dir)
+    cluster_line = None
     with output_lock(args.output_dir):  # taken before the models load: a second run stops at once
-        detector, model = models.load_models(args.device, args.s3fd_model, args.syncnet_model,
-                                             precision=args.precision)
-        summary = process_long_video(args.input_video, args.output_dir, opts, detector, model, force=args.force,
-                                     progress=sys.stderr.isatty())
+        if args.ray is None:
+            detector, model = models.load_models(args.device, args.s3fd_model, args.syncnet_model,
+                                                 precision=args.precision)
+            summary = process_long_video(args.input_video, args.output_dir, opts, detector, model,
+                                         force=args.force, progress=sys.stderr.isatty())
+        else:
+            from ..cluster import Cluster
+
+            with Cluster(args.ray, model_factory(args), args.cpus_per_worker or 1, args.device,
+                         progress=sys.stderr.isatty(), verbose=args.verbose) as cluster:
+                summary = cluster.long_video(args.input_video, args.output_dir, opts, force=args.force)
+                cluster_line = cluster.report("chunks")
         report_line = report_files(summary, Path(args.output_dir), not args.no_report)
     from ..reports import console_table, elapsed_line
 
@@ -117,6 +140,8 @@ def main(args: argparse.Namespace) -> int:
     elapsed = elapsed_line(summary)
     if elapsed:
         print(elapsed)
+    if cluster_line:
+        print(cluster_line)
     return 1 if summary["totals"]["failed"] else 0
 
 
