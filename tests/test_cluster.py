@@ -190,3 +190,147 @@ def test_long_video_on_the_cluster_equals_one_machine(cluster, cuts_clip, one_ma
     assert summary["detector_frames"] - summary1["detector_frames"] <= OVERLAP_FRAMES * (2 - 1)
     assert "Cluster:    2 workers" in proc.stdout
     assert proc.stdout.count("  worker ") == 2, proc.stdout  # per-worker throughput
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    """Two good clips and a corrupt one."""
+    from testkit.doubles import known_offset_clip
+
+    d = tmp_path_factory.mktemp("folder")
+    for k, offset in enumerate((2, -3)):
+        known_offset_clip(d / f"clip{k}.mp4", 3.0, offset, fps=Fraction(25))
+    (d / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(3000))
+    return d
+
+
+def records(summary: dict) -> dict:
+    return {f["file"]: {k: v for k, v in f.items() if k not in ("seconds", "path")} for f in summary["files"]}
+
+
+def test_batch_on_the_cluster_equals_one_machine_and_a_bad_file_is_a_failure(cluster, folder, tmp_path):
+    from syncnet.jobs.batch import process_folder
+
+    one = process_folder(folder, tmp_path / "one", FaceOptions(min_track=5, min_face_size=10), FixedBoxDetector(),
+                         BrightnessLoudnessSyncNet())
+    out = tmp_path / "ray"
+    proc = doubled("batch_process.py", "--chunks_dir", str(folder), "--output_dir", str(out), "--no_report",
+                   "--ray", cluster)
+    assert proc.returncode == 1, proc.stderr[-2000:]  # one file failed, once: not a retry loop
+    summary = json.loads((out / "batch_processing_summary.json").read_text())
+    assert records(summary) == records(one)
+    assert summary["totals"] == one["totals"] == {"files": 3, "success": 2, "no_faces": 0, "failed": 1,
+                                                  "skipped": 0}
+    assert records(summary)["broken.mp4"]["status"] == "failed"
+    assert [f["tracks"][0]["offset"] for f in summary["files"] if f["status"] == "success"] == [2, -3]
+    assert files_of(out) == files_of(tmp_path / "one")
+    assert "failed broken.mp4: " in proc.stdout
+    tasks = [int(line.split(": ")[1].split()[0]) for line in proc.stdout.splitlines() if line.startswith("  worker ")]
+    assert sum(tasks) == 3, proc.stdout
+
+
+def busy_workers(method: str) -> list[int]:
+    """Pids of the Ray workers running `method` now (Ray names the process after its task)."""
+    pids = []
+    for p in Path("/proc").iterdir():
+        try:
+            if p.name.isdigit() and (p / "cmdline").read_bytes().startswith(f"ray::_Actor.{method}".encode()):
+                pids.append(int(p.name))
+        except OSError:
+            continue
+    return pids
+
+
+def wait_for(predicate, seconds: float = 120):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def test_a_worker_killed_mid_task_is_retried_and_counted_once(cluster, cuts_clip, one_machine, tmp_path):
+    summary1, out1 = one_machine
+    out = tmp_path / "out"
+    proc = doubled("process_long_video.py", "--input_video", str(cuts_clip), "--output_dir", str(out), *CHUNKS,
+                   "--ray", cluster, env={"SYNCNET_TEST_DETECT_SLEEP": "0.3"}, wait=False)
+    try:
+        victim = wait_for(lambda: busy_workers("span"))[0]
+        time.sleep(1.0)  # mid-task: some frames detected
+        os.kill(victim, signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr[-2000:]
+    summary = json.loads((out / "processing_summary.json").read_text())
+    assert comparable(summary, out) == comparable(summary1, out1)
+    # the killed attempt's frames are not counted: the excess is the overlap's only
+    assert summary["detector_frames"] == summary1["detector_frames"] + OVERLAP_FRAMES
+    tasks = [int(line.split(": ")[1].split()[0]) for line in stdout.splitlines() if line.startswith("  worker ")]
+    assert sum(tasks) == 2, stdout  # two spans, each counted once
+
+
+def test_resume_after_the_driver_is_killed_and_mixed_parameters_are_refused(cluster, cuts_clip, one_machine,
+                                                                             tmp_path):
+    summary1, out1 = one_machine
+    out = tmp_path / "out"
+    args = ["process_long_video.py", "--input_video", str(cuts_clip), "--output_dir", str(out), *CHUNKS,
+            "--ray", cluster]
+    # two spans: the first span (chunks 0, 1) is fast, the second slow (its detector sleeps)
+    proc = doubled(*args, env={"SYNCNET_TEST_DETECT_SLEEP": "0.5"}, wait=False)
+
+    def recorded():
+        try:
+            chunks = json.loads((out / "processing_summary.json").read_text())["chunks"]
+        except (OSError, ValueError):
+            return False
+        return any(c["status"] == "success" for c in chunks)
+
+    try:
+        wait_for(recorded)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    before = json.loads((out / "processing_summary.json").read_text())
+    assert not before["complete"] and before["totals"]["pending"] > 0
+    again = doubled(*args)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "resuming:" in again.stderr
+    summary = json.loads((out / "processing_summary.json").read_text())
+    assert comparable(summary, out) == comparable(summary1, out1)
+    assert summary["detector_frames_this_run"] < 300  # finished chunks were not redone
+    refused = doubled(*args, "--min_track", "7")
+    assert refused.returncode == 2
+    assert len(refused.stderr.strip().splitlines()) == 1 and "--force" in refused.stderr, refused.stderr
+
+
+@pytest.mark.parametrize("script", ["batch_process.py", "process_long_video.py"])
+def test_ray_missing_is_one_line_and_exit_2(folder, cuts_clip, tmp_path, script):
+    inputs = ["--chunks_dir", str(folder)] if script == "batch_process.py" else ["--input_video", str(cuts_clip)]
+    code = ("import runpy, sys; sys.modules['ray'] = None; "  # import ray now raises ImportError
+            f"sys.argv = ['doubled.py', {script!r}, *sys.argv[1:]]; "
+            f"runpy.run_path({str(REPO / 'tests/doubled.py')!r}, run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", code, *inputs, "--output_dir", str(tmp_path / "out"), "--ray"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    from syncnet.cluster import RAY_MISSING
+
+    assert proc.stderr.strip() == f"{script}: error: {RAY_MISSING}"  # one line, no traceback
+    assert not (tmp_path / "out").exists()
+
+
+def test_without_ray_flag_ray_is_never_imported(folder, tmp_path):
+    code = ("import runpy, sys\n"
+            "sys.argv = ['doubled.py', 'batch_process.py', *sys.argv[1:]]\n"
+            "try:\n"
+            f"    runpy.run_path({str(REPO / 'tests/doubled.py')!r}, run_name='__main__')\n"
+            "except SystemExit as e:\n"
+            "    print('exit', e.code, 'ray' in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", code, "--chunks_dir", str(folder), "--output_dir",
+                           str(tmp_path / "out"), "--no_report"], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.stdout.strip().splitlines()[-1] == "exit 1 False", proc.stdout + proc.stderr
+    assert json.loads((tmp_path / "out/batch_processing_summary.json").read_text())["totals"]["success"] == 2
