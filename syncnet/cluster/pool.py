@@ -63,6 +63,9 @@ def _one_line(exc: BaseException) -> str:
     cause = _cause(exc)
     if isinstance(cause, SyncNetError):
         return str(cause)
+    if type(exc).__name__ in ("ActorDiedError", "RayActorError", "ActorUnavailableError"):
+        return (f"its worker process died {RETRIES + 1} times (killed, out of memory, or its node lost; "
+                f"{type(exc).__name__})")
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     return f"{type(exc).__name__}: {lines[-1] if lines else ''}"
 
