@@ -88,8 +88,8 @@ _VALIDATED = pytest.StashKey[dict]()
 
 @pytest.fixture(scope="session", autouse=True)
 def _every_summary_matches_its_schema(tmp_path_factory, request):
-    """At the end of the session, every processing_summary.json and batch_processing_summary.json
-    that any test left under pytest's temporary folder must match its schema (schemas/).
+    """At the end of the session, every processing_summary.json, batch_processing_summary.json and
+    dataset_summary.json that any test left under pytest's temporary folder must match its schema (schemas/).
 
     A failure is an error at the teardown of the session's last test, naming each file and
     what is wrong in it.  Summaries are found only while their folders exist, i.e. under

@@ -1,4 +1,4 @@
-"""The JSON Schemas of the two summaries (schemas/ at the top of the repository), for tests.
+"""The JSON Schemas of the summaries (schemas/ at the top of the repository), for tests.
 
 `validate_summary(x)` checks a summary (a path or an already loaded dict) against
 its schema and raises `SummaryError` naming the file, the place in it and what is
@@ -16,6 +16,7 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 SCHEMA_OF = {  # summary file name -> its schema
     "processing_summary.json": "processing_summary.schema.json",
     "batch_processing_summary.json": "batch_processing_summary.schema.json",
+    "dataset_summary.json": "dataset_summary.schema.json",
 }
 
 
@@ -26,7 +27,7 @@ class SummaryError(Exception):
 
 @cache
 def validator(summary_name: str):
-    """The Draft 2020-12 validator for `processing_summary.json` or `batch_processing_summary.json`."""
+    """The Draft 2020-12 validator of one summary file name (a key of SCHEMA_OF)."""
     from jsonschema import Draft202012Validator
 
     schema = json.loads((SCHEMA_DIR / SCHEMA_OF[summary_name]).read_text())
@@ -35,6 +36,8 @@ def validator(summary_name: str):
 
 
 def _kind(summary: dict) -> str:
+    if "inputs" in summary:
+        return "dataset_summary.json"
     return "batch_processing_summary.json" if "files" in summary else "processing_summary.json"
 
 

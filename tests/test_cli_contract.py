@@ -353,9 +353,15 @@ def test_unwritable_chunk_is_one_line_on_stderr(unwritable_run):
 # ---------------------------------------------------------------- process_long_video.py: bad input
 
 
+def _empty_dir(parent: Path) -> Path:
+    (parent / "empty").mkdir(exist_ok=True)
+    return parent / "empty"
+
+
 BAD_INPUTS = {  # case -> (arguments besides --output_dir, words of the one line)
     "missing": (lambda m: ["--input", m["dir"] / "nope.mp4"], ["no such file"]),
-    "directory": (lambda m: ["--input", m["dir"]], ["is a directory"]),
+    # A folder is a valid input (its videos, see test_many_inputs.py); one without videos is not.
+    "directory without videos": (lambda m: ["--input", _empty_dir(m["dir"])], ["no video files", "empty"]),
     "not a video": (lambda m: ["--input", m["text"]], ["not a media file"]),
     "no sound": (lambda m: ["--input", m["mute"]], ["no audio stream"]),
     "overlap": (lambda m: ["--input", m["face"], "--chunk_duration", "2", "--overlap", "2"], ["overlap"]),

@@ -162,7 +162,7 @@ def test_check_tree_names_each_bad_file(written, tmp_path):
         bad.write_text(json.dumps(wrong))
         broken.write_text('{"schema_version": 1, ')  # not JSON at all
         counts, problems = check_tree(tmp_path)
-        assert counts == {"processing_summary.json": 2, "batch_processing_summary.json": 1}
+        assert counts == {"processing_summary.json": 2, "batch_processing_summary.json": 1, "dataset_summary.json": 0}
         assert len(problems) == 2
         about = {str(p): [x for x in problems if x.startswith(f"{p} ")] for p in (bad, broken)}
         assert [len(x) for x in about.values()] == [1, 1], problems

@@ -12,6 +12,14 @@ At the end: results/report.html (one self-contained page), timeline.png, chunks.
 tracks.csv (skip with --no_report; rebuild with `python video_utils.py report results/`),
 and a table of the chunks on the console.
 
+Several inputs (files and/or folders of videos):
+
+  python process_long_video.py --input_video a.mp4 b.mp4 news/ --output_dir results/
+
+analyses each one, one after another, into results/<its name>/ (the layout above) and
+writes results/dataset_summary.json over all of them (rewritten after every input).
+An input that fails is recorded and the others go on (exit 1).
+
 One run at a time per output folder: a second one stops at once (exit 2).
 Exit codes: 0 every chunk analysed (no faces is a result), 1 some chunks failed, 2 bad input.
 """
@@ -34,7 +42,9 @@ from .options import (
 
 def build_parser() -> argparse.ArgumentParser:
     p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--input_video", "--input", dest="input_video", required=True, help="the long video")
+    p.add_argument("--input_video", "--input", dest="input_video", required=True, action="extend", nargs="+",
+                   metavar="INPUT", help="the long video; or several videos and/or folders of videos, each "
+                                         "analysed into OUTPUT_DIR/<its name>/ with a dataset_summary.json")
     p.add_argument("--output_dir", required=True, help="where everything goes")
     p.add_argument("--chunk_duration", type=cli.positive_float, default=30.0, help="chunk length in s (default 30)")
     p.add_argument("--overlap", type=cli.non_negative_float, default=5.0, help="overlap of chunks in s (default 5)")
@@ -107,8 +117,13 @@ def main(args: argparse.Namespace) -> int:
                             faces=faces, vshift=args.vshift, min_confidence=args.min_confidence,
                             max_abs_offset=args.max_abs_offset, visualise=not args.no_visualise,
                             precision=args.precision, chunk_workers=args.chunk_workers)
+    from ..jobs.dataset import several_inputs
+
+    if several_inputs(args.input_video):
+        return main_several(args, opts)
+    source = args.input_video[0]
     # Bad input fails before minutes of model loading.
-    info = media.probe(args.input_video)
+    info = media.probe(source)
     media.require_video(info)
     media.require_audio(info)
     if opts.chunking == "time":
@@ -122,14 +137,14 @@ def main(args: argparse.Namespace) -> int:
         if args.ray is None:
             detector, model = models.load_models(args.device, args.s3fd_model, args.syncnet_model,
                                                  precision=args.precision)
-            summary = process_long_video(args.input_video, args.output_dir, opts, detector, model,
+            summary = process_long_video(source, args.output_dir, opts, detector, model,
                                          force=args.force, progress=sys.stderr.isatty())
         else:
             from ..cluster import Cluster
 
             with Cluster(args.ray, model_factory(args), args.cpus_per_worker or 1, args.device,
                          progress=sys.stderr.isatty(), verbose=args.verbose) as cluster:
-                summary = cluster.long_video(args.input_video, args.output_dir, opts, force=args.force)
+                summary = cluster.long_video(source, args.output_dir, opts, force=args.force)
                 cluster_line = cluster.report("chunks")
         report_line = report_files(summary, Path(args.output_dir), not args.no_report)
     from ..reports import console_table, elapsed_line
@@ -143,6 +158,56 @@ def main(args: argparse.Namespace) -> int:
     if cluster_line:
         print(cluster_line)
     return 1 if summary["totals"]["failed"] else 0
+
+
+def main_several(args: argparse.Namespace, opts) -> int:
+    """Several inputs (files, folders): each into OUTPUT_DIR/<its name>/ as one input would be,
+    one after another with the same models; dataset_summary.json over them all."""
+    import sys
+    from pathlib import Path
+
+    from ..files import ensure_writable_dir
+    from ..jobs.dataset import DatasetSummary, check_input, expand_inputs, input_output_dir, report, run_inputs
+    from ..outlock import output_lock
+    from . import models
+
+    inputs = expand_inputs(args.input_video)  # refuses a missing path and two inputs with one name
+    out = Path(args.output_dir)
+    ensure_writable_dir(out)
+    with output_lock(out):  # each input's job locks its own folder too
+        # Bad inputs are recorded, not fatal; an earlier run with other parameters is refused
+        # (exit 2) before any input runs or any model loads.
+        checked = [check_input(p, opts, input_output_dir(out, p, True), args.force) for p in inputs]
+        runnable = any(c.error is None for c in checked)
+        detector = model = None
+        if runnable and args.ray is None:
+            detector, model = models.load_models(args.device, args.s3fd_model, args.syncnet_model,
+                                                 precision=args.precision)
+        dataset = DatasetSummary.rebuild(out, inputs, opts.result_parameters(), opts.filter_parameters())
+
+        def after(source: Path, summary: dict, out_dir: Path) -> None:
+            report_files(summary, out_dir, not args.no_report)
+
+        cluster_line = None
+        if args.ray is None or not runnable:
+            summary = run_inputs(checked, dataset, opts, detector, model, force=args.force,
+                                 progress=sys.stderr.isatty(), after=after)
+        else:
+            from ..cluster import Cluster
+
+            with Cluster(args.ray, model_factory(args), args.cpus_per_worker or 1, args.device,
+                         progress=sys.stderr.isatty(), verbose=args.verbose) as cluster:
+                # each input in turn across all the workers, in spans
+                summary = run_inputs(checked, dataset, opts, None, None, force=args.force,
+                                     progress=sys.stderr.isatty(), after=after,
+                                     run=lambda source, out_dir: cluster.long_video(source, out_dir, opts,
+                                                                                   force=args.force))
+                cluster_line = cluster.report("chunks")
+    print(report(summary))
+    if cluster_line:
+        print(cluster_line)
+    t = summary["totals"]
+    return 1 if t["failed"] or t["partial"] or t["incomplete"] or t["pending"] else 0
 
 
 def report_files(summary: dict, out_dir, write: bool) -> str:
