@@ -334,3 +334,22 @@ def test_without_ray_flag_ray_is_never_imported(folder, tmp_path):
                           timeout=300)
     assert proc.stdout.strip().splitlines()[-1] == "exit 1 False", proc.stdout + proc.stderr
     assert json.loads((tmp_path / "out/batch_processing_summary.json").read_text())["totals"]["success"] == 2
+
+
+def test_several_inputs_on_the_cluster_equal_one_machine(cluster, cuts_clip, one_machine, tmp_path):
+    """Two inputs (the clip and a copy under another name): each into OUTPUT_DIR/<stem>/ as alone,
+    with the one-machine results, and dataset_summary.json over both."""
+    summary1, out1 = one_machine
+    second = tmp_path / "second.mp4"
+    second.write_bytes(cuts_clip.read_bytes())
+    out = tmp_path / "out"
+    proc = doubled("process_long_video.py", "--input_video", str(cuts_clip), str(second), "--output_dir", str(out),
+                   *CHUNKS, "--ray", cluster)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for src in (cuts_clip, second):
+        summary = json.loads((out / src.stem / "processing_summary.json").read_text())
+        mine, one = comparable(summary, out / src.stem), comparable(summary1, out1)
+        mine["input"].pop("path"), one["input"].pop("path")
+        assert mine == one, src
+    dataset = json.loads((out / "dataset_summary.json").read_text())
+    assert dataset["totals"]["inputs"] == dataset["totals"]["done"] == 2, dataset["totals"]
