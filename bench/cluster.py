@@ -52,6 +52,42 @@ def proc_cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def doubles(device: str):
+    """The networks' test doubles (testkit/doubles.py), as a worker's model factory."""
+    from testkit.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector
+
+    return FixedBoxDetector(), BrightnessLoudnessSyncNet()
+
+
+def memory_only(args, figures: dict) -> None:
+    """--tasks generated clips through 2 workers holding the doubles; RSS after every task."""
+    import ray
+
+    from syncnet.cluster import Cluster
+    from syncnet.jobs.batch import process_folder
+    from syncnet.options import FaceOptions
+    from testkit.doubles import known_offset_clip
+
+    with workdir(args.work, "bench-cluster-") as work:
+        files = work / "clips"
+        files.mkdir(exist_ok=True)
+        for k in range(args.tasks):
+            if not (files / f"c{k:03d}.mp4").exists():
+                known_offset_clip(files / f"c{k:03d}.mp4", args.task_seconds, k % 7 - 3, seed=k)
+        ray.init(num_cpus=args.workers, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+        with Cluster("auto", doubles, cpus_per_worker=1, device="cpu") as cluster:
+            shutil.rmtree(work / "batch", ignore_errors=True)
+            faces = FaceOptions(min_track=5, min_face_size=10)
+            t0 = time.perf_counter()
+            process_folder(files, work / "batch", faces, None, None, precision="fp32",
+                           execute=cluster.files(work / "batch", faces, 15, True))
+            figures["memory_doubles"] = {"wall": time.perf_counter() - t0, "tasks": args.tasks,
+                                         "rss_mib_per_task": {w: [round(r / 2**20, 1) for r in t.rss]
+                                                              for w, t in cluster.totals.items()}}
+            for w, rss in figures["memory_doubles"]["rss_mib_per_task"].items():
+                print(f"worker {w}: RSS after each of its {len(rss)} tasks (MiB): {rss}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=60.0)
@@ -62,7 +98,18 @@ def main() -> None:
     ap.add_argument("--task_seconds", type=float, default=2.0, help="length of each memory-test file")
     ap.add_argument("--work", default=None, help="keep the workload here (default: a temporary folder)")
     ap.add_argument("--out", default=None, help="also write the figures as JSON here")
+    ap.add_argument("--only_memory", action="store_true",
+                    help="only the memory part, with the test doubles of the networks (testkit/doubles.py) on "
+                         "generated 1 s clips: the pipeline's memory, not the weights'")
     args = ap.parse_args()
+
+    if args.only_memory:
+        figures = {"workers": args.workers, "loadavg_start": os.getloadavg()}
+        memory_only(args, figures)
+        figures["loadavg_end"] = os.getloadavg()
+        if args.out:
+            Path(args.out).write_text(json.dumps(figures, indent=1))
+        return
 
     import ray
     import torch
