@@ -92,7 +92,10 @@ class Cluster:
         t0 = time.perf_counter()
         common = dict(runtime_env={"env_vars": env} if env else None, log_to_driver=verbose,
                       logging_level=logging.INFO if verbose else logging.ERROR)
-        if address == "auto":
+        self._own = not ray.is_initialized()  # else connected already (a program of its own, the bench)
+        if not self._own:
+            pass
+        elif address == "auto":
             try:
                 ray.init(address="auto", **common)
             except ConnectionError:
@@ -255,7 +258,8 @@ class Cluster:
 
     def close(self) -> None:
         self.stop()
-        self.ray.shutdown()
+        if self._own:
+            self.ray.shutdown()
 
     def __enter__(self) -> Cluster:
         return self
