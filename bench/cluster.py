@@ -98,6 +98,7 @@ def main() -> None:
     ap.add_argument("--task_seconds", type=float, default=2.0, help="length of each memory-test file")
     ap.add_argument("--work", default=None, help="keep the workload here (default: a temporary folder)")
     ap.add_argument("--out", default=None, help="also write the figures as JSON here")
+    ap.add_argument("--no_one", action="store_true", help="skip the one-process run (measured before)")
     ap.add_argument("--only_memory", action="store_true",
                     help="only the memory part, with the test doubles of the networks (testkit/doubles.py) on "
                          "generated 1 s clips: the pipeline's memory, not the weights'")
@@ -125,17 +126,19 @@ def main() -> None:
         s3fd, syncnet = make_weights(work)
         opts = LongVideoOptions(visualise=True, chunk_duration=args.chunk_duration, overlap=args.overlap)
 
-        # one process, torch on --workers threads
-        torch.set_num_threads(args.workers)
-        detector, model = models.load_models("cpu", str(s3fd), str(syncnet))
-        shutil.rmtree(work / "one", ignore_errors=True)
-        t0, c0 = time.perf_counter(), cpu_seconds()
-        one = process_long_video(src, work / "one", opts, detector, model)
-        figures["one"] = {"wall": time.perf_counter() - t0, "cpu": cpu_seconds() - c0,
-                          "detector_frames": one["detector_frames"]}
-        print(f"one process, {args.workers} threads: {figures['one']['wall']:.1f} s wall, "
-              f"{figures['one']['cpu']:.1f} s CPU, {one['detector_frames']} frames", flush=True)
-        del detector, model
+        one = None
+        if not args.no_one:
+            # one process, torch on --workers threads
+            torch.set_num_threads(args.workers)
+            detector, model = models.load_models("cpu", str(s3fd), str(syncnet))
+            shutil.rmtree(work / "one", ignore_errors=True)
+            t0, c0 = time.perf_counter(), cpu_seconds()
+            one = process_long_video(src, work / "one", opts, detector, model)
+            figures["one"] = {"wall": time.perf_counter() - t0, "cpu": cpu_seconds() - c0,
+                              "detector_frames": one["detector_frames"]}
+            print(f"one process, {args.workers} threads: {figures['one']['wall']:.1f} s wall, "
+                  f"{figures['one']['cpu']:.1f} s CPU, {one['detector_frames']} frames", flush=True)
+            del detector, model
 
         # a local cluster of --workers workers of 1 core each
         factory = functools.partial(models.load_models, s3fd_path=str(s3fd), syncnet_path=str(syncnet))
@@ -155,11 +158,10 @@ def main() -> None:
             cpu = cpu_seconds() - c0 + proc_cpu_seconds(pids) - w0  # FFmpeg: once reaped
             figures["spans"] = {"wall": wall, "cpu_driver_and_workers": cpu,
                                 "detector_frames": spans["detector_frames"],
-                                "same_results": [c["tracks"] for c in spans["chunks"]] ==
-                                                [c["tracks"] for c in one["chunks"]]}
-            print(f"{cluster.size} workers, spans: {wall:.1f} s wall ({figures['one']['wall'] / wall:.2f}x one "
-                  f"process), {spans['detector_frames']} frames, same results: {figures['spans']['same_results']}",
-                  flush=True)
+                                "same_results": None if one is None else
+                                [c["tracks"] for c in spans["chunks"]] == [c["tracks"] for c in one["chunks"]]}
+            print(f"{cluster.size} workers, spans: {wall:.1f} s wall, {cpu:.1f} s CPU, {spans['detector_frames']} "
+                  f"frames, same results as one process: {figures['spans']['same_results']}", flush=True)
             print(cluster.report("chunks"), flush=True)
 
             # memory: --tasks short files through the same workers
