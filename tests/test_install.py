@@ -111,6 +111,8 @@ def test_metadata_matches_requirements_and_version():
     assert re.fullmatch(r"\d+\.\d+\.\d+", syncnet.__version__)
     assert project["dependencies"] == _requirements("requirements.txt")
     assert project["optional-dependencies"]["dev"] == _requirements("requirements-dev.txt")
+    assert project["optional-dependencies"]["cluster"] == _requirements("requirements-cluster.txt")
+    assert "-r requirements-cluster.txt" in (REPO / "requirements-dev.txt").read_text()  # CI runs the Ray tests
     assert {k: v.split(":")[0] for k, v in project["scripts"].items()} == {
         k: f"syncnet._cli.{v}" for k, v in COMMANDS.items()}
     assert all(v.endswith(":entry") for v in project["scripts"].values())

@@ -13,14 +13,23 @@ import argparse
 
 from . import common as cli
 from .common import add_verbose, run_main
-from .options import add_face_options, add_model_options, add_speed_options, face_options
+from .options import (
+    add_cluster_options,
+    add_face_options,
+    add_model_options,
+    add_speed_options,
+    check_cluster_options,
+    face_options,
+    model_factory,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = cli.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--chunks_dir", required=True, help="folder of videos")
     p.add_argument("--output_dir", required=True, help="where the results go")
-    p.add_argument("--max_workers", type=cli.positive_int, default=2, help="files analysed at once (default 2)")
+    p.add_argument("--max_workers", type=cli.positive_int, default=2,
+                   help="files analysed at once (default 2; with --ray, one per worker)")
     add_face_options(p, "min_track", "min_face_size", min_track=5, min_face_size=10)
     add_model_options(p, syncnet="--syncnet_model", s3fd="--s3fd_model")
     add_speed_options(p)
@@ -28,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="redo files already analysed")
     p.add_argument("--no_report", action="store_true",
                    help="skip batch_report.html (rebuild it with: video_utils.py report OUTPUT_DIR)")
+    add_cluster_options(p)
     add_verbose(p)
     return p
 
@@ -43,17 +53,33 @@ def main(args: argparse.Namespace) -> int:
     from . import models
 
     cli.quiet_matplotlib(args.verbose)  # before the report imports it
+    check_cluster_options(args)
+    if args.ray is not None:
+        from ..cluster import import_ray
+
+        import_ray()  # missing: one line, exit 2, before anything else
     if not Path(args.chunks_dir).is_dir():
         raise InputError(f"--chunks_dir {args.chunks_dir} is not a directory")
     find_videos(args.chunks_dir)
     ensure_writable_dir(args.output_dir)
+    cluster_line = None
     with output_lock(args.output_dir):  # taken before the models load: a second run stops at once
-        detector, model = models.load_models(args.device, args.s3fd_model, args.syncnet_model,
-                                             precision=args.precision)
         opts = face_options(args)
-        summary = process_folder(args.chunks_dir, args.output_dir, opts, detector, model,
-                                 max_workers=args.max_workers, force=args.force, visualise=args.visualise,
-                                 progress=sys.stderr.isatty())
+        if args.ray is None:
+            detector, model = models.load_models(args.device, args.s3fd_model, args.syncnet_model,
+                                                 precision=args.precision)
+            summary = process_folder(args.chunks_dir, args.output_dir, opts, detector, model,
+                                     max_workers=args.max_workers, force=args.force, visualise=args.visualise,
+                                     progress=sys.stderr.isatty())
+        else:
+            from ..cluster import Cluster
+
+            with Cluster(args.ray, model_factory(args), args.cpus_per_worker or 1, args.device,
+                         progress=sys.stderr.isatty(), verbose=args.verbose) as cluster:
+                summary = process_folder(args.chunks_dir, args.output_dir, opts, None, None, force=args.force,
+                                         visualise=args.visualise, precision=args.precision,
+                                         execute=cluster.files(Path(args.output_dir), opts, 15, args.visualise))
+                cluster_line = cluster.report("files")
         report_line = batch_report(summary, Path(args.output_dir), not args.no_report)
     t = summary["totals"]
     files = f"{t['files']} file{'' if t['files'] == 1 else 's'}"
@@ -63,6 +89,8 @@ def main(args: argparse.Namespace) -> int:
         if f["status"] == "failed":
             print(f"  failed {f['file']}: {f['error']}")
     print(report_line)
+    if cluster_line:
+        print(cluster_line)
     return 1 if t["failed"] else 0
 
 

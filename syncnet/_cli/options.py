@@ -65,6 +65,36 @@ def add_speed_options(parser: argparse.ArgumentParser) -> None:
                         help="frames per detector forward pass (default 16)")
 
 
+def add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    """--ray [ADDRESS] and --cpus_per_worker (syncnet.cluster; Ray is imported only with --ray)."""
+    parser.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+                        help="run on a Ray cluster (pip install '.[cluster]'): alone, the running cluster if there "
+                             "is one, else a local one; with ADDRESS (host:6379 or ray://host:10001), join that "
+                             "cluster.  OUTPUT_DIR must be on a filesystem every node sees (README, On a cluster)")
+    parser.add_argument("--cpus_per_worker", type=positive_int, default=None,
+                        help="with --ray: cores of each worker on nodes without a GPU (default 1; one worker per GPU "
+                             "on GPU nodes)")
+
+
+def check_cluster_options(args: argparse.Namespace) -> None:
+    """--cpus_per_worker means nothing without --ray: refused (exit 2), not ignored."""
+    from ..errors import InputError
+
+    if args.ray is None and args.cpus_per_worker is not None:
+        raise InputError("--cpus_per_worker needs --ray")
+
+
+def model_factory(args: argparse.Namespace):
+    """The workers' loader of the networks: this command line's own, with its weights flags
+    bound (picklable; a worker calls it with its device)."""
+    from functools import partial
+
+    from . import models
+
+    return partial(models.load_models, s3fd_path=args.s3fd_model, syncnet_path=args.syncnet_model,
+                   precision=args.precision)
+
+
 def face_options(args: argparse.Namespace) -> FaceOptions:
     """FaceOptions from the face and speed flags a tool has (FaceOptions' defaults for the others)."""
     return FaceOptions(**{f.name: getattr(args, f.name) for f in fields(FaceOptions) if hasattr(args, f.name)})

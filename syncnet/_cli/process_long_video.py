@@ -30,7 +30,15 @@ from typing import TYPE_CHECKING
 
 from . import common as cli
 from .common import add_verbose, run_main
-from .options import add_face_options, add_model_options, add_speed_options, face_options
+from .options import (
+    add_cluster_options,
+    add_face_options,
+    add_model_options,
+    add_speed_options,
+    check_cluster_options,
+    face_options,
+    model_factory,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -79,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk_workers", type=cli.non_negative_int, default=0,
                    help="chunks analysed at once while detection goes on (default 0: 1 on the CPU, 3 on a GPU; "
                         "results do not depend on it)")
+    add_cluster_options(p)
     add_verbose(p)
     return p
 
@@ -94,6 +103,11 @@ def main(args: argparse.Namespace) -> int:
     from . import models
 
     cli.quiet_matplotlib(args.verbose)  # before the report imports it: its font-cache notice is not ours to print
+    check_cluster_options(args)
+    if args.ray is not None:
+        from ..cluster import import_ray
+
+        import_ray()  # missing: one line, exit 2, before anything else
 
     # Each number was checked where it was parsed (finite, in range); what is left are
     # checks of flags against each other.
@@ -124,11 +138,20 @@ def main(args: argparse.Namespace) -> int:
         plan_time_chunks(info.duration, opts.chunk_duration, opts.overlap)
     media.require_complete(info)
     ensure_writable_dir(args.output_dir)
+    cluster_line = None
     with output_lock(args.output_dir):  # taken before the models load: a second run stops at once
-        detector, model = models.load_models(args.device, args.s3fd_model, args.syncnet_model,
-                                             precision=args.precision)
-        summary = process_long_video(source, args.output_dir, opts, detector, model, force=args.force,
-                                     progress=sys.stderr.isatty())
+        if args.ray is None:
+            detector, model = models.load_models(args.device, args.s3fd_model, args.syncnet_model,
+                                                 precision=args.precision)
+            summary = process_long_video(source, args.output_dir, opts, detector, model,
+                                         force=args.force, progress=sys.stderr.isatty())
+        else:
+            from ..cluster import Cluster
+
+            with Cluster(args.ray, model_factory(args), args.cpus_per_worker or 1, args.device,
+                         progress=sys.stderr.isatty(), verbose=args.verbose) as cluster:
+                summary = cluster.long_video(source, args.output_dir, opts, force=args.force)
+                cluster_line = cluster.report("chunks")
         report_line = report_files(summary, Path(args.output_dir), not args.no_report)
     from ..reports import console_table, elapsed_line
 
@@ -138,6 +161,8 @@ def main(args: argparse.Namespace) -> int:
     elapsed = elapsed_line(summary)
     if elapsed:
         print(elapsed)
+    if cluster_line:
+        print(cluster_line)
     return 1 if summary["totals"]["failed"] else 0
 
 
@@ -161,7 +186,7 @@ def main_several(args: argparse.Namespace, opts: LongVideoOptions) -> int:
         checked = [check_input(p, opts, input_output_dir(out, p, True), args.force) for p in inputs]
         runnable = any(c.error is None for c in checked)
         detector = model = None
-        if runnable:
+        if runnable and args.ray is None:
             detector, model = models.load_models(args.device, args.s3fd_model, args.syncnet_model,
                                                  precision=args.precision)
         dataset = DatasetSummary.rebuild(out, inputs, opts.result_parameters(), opts.filter_parameters())
@@ -169,10 +194,25 @@ def main_several(args: argparse.Namespace, opts: LongVideoOptions) -> int:
         def after(source: Path, summary: dict, out_dir: Path) -> None:
             report_files(summary, out_dir, not args.no_report)
 
-        summary = run_inputs(checked, dataset, opts, detector, model, force=args.force,
-                             progress=sys.stderr.isatty(), after=after)
+        cluster_line = None
+        if args.ray is None or not runnable:
+            summary = run_inputs(checked, dataset, opts, detector, model, force=args.force,
+                                 progress=sys.stderr.isatty(), after=after)
+        else:
+            from ..cluster import Cluster
+
+            with Cluster(args.ray, model_factory(args), args.cpus_per_worker or 1, args.device,
+                         progress=sys.stderr.isatty(), verbose=args.verbose) as cluster:
+                # each input in turn across all the workers, in spans
+                summary = run_inputs(checked, dataset, opts, None, None, force=args.force,
+                                     progress=sys.stderr.isatty(), after=after,
+                                     run=lambda source, out_dir: cluster.long_video(source, out_dir, opts,
+                                                                                   force=args.force))
+                cluster_line = cluster.report("chunks")
         overview = dataset_report(summary, out, not args.no_report)
     print(report(summary))
+    if cluster_line:
+        print(cluster_line)
     print(overview)
     t = summary["totals"]
     return 1 if t["failed"] or t["partial"] or t["incomplete"] or t["pending"] else 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
@@ -88,29 +89,59 @@ def _parameters(opts: FaceOptions, vshift: int, precision: str) -> dict:
     return p
 
 
+# Another engine's side of a batch (syncnet.cluster): given the files to do, yields each one's
+# FileRecord as it is finished (`analyse_file` run elsewhere, with that worker's networks).
+FileExecutor = Callable[[list[Path]], Iterable[FileRecord]]
+
+
 def process_folder(chunks_dir: str | Path, output_dir: str | Path, opts: FaceOptions, detector, model,
                    max_workers: int = 2, vshift: int = 15, force: bool = False, visualise: bool = False,
-                   progress: bool = False) -> dict:
+                   progress: bool = False, execute: FileExecutor | None = None, precision: str | None = None) -> dict:
     """Analyse every video of `chunks_dir` into OUTPUT_DIR/pyavi|pycrop|pywork/<stem>/; return the summary.
 
     Holds OUTPUT_DIR's lock throughout: a second run into it stops at once (OutputInUse).
+    With `execute` the files are analysed by it (detector and model may then be None, and
+    `precision` names the workers' networks'); this process records them as they come.
     """
     videos = find_videos(chunks_dir)
     out = Path(output_dir)
     with output_lock(out):
-        job = _BatchJob(chunks_dir, videos, out, opts, detector, model, max_workers, vshift, force, visualise)
-        return job.run(progress)
+        job = _BatchJob(chunks_dir, videos, out, opts, detector, model, max_workers, vshift, force, visualise,
+                        precision)
+        return job.run(progress, execute)
+
+
+def analyse_file(video: Path, out: Path, opts: FaceOptions, detector, model, vshift: int,
+                 visualise: bool) -> FileRecord:
+    """One file into OUTPUT_DIR/pyavi|pycrop|pywork/<stem>/ (swapped in when complete); its record.
+    A failure is a record with its one-line error, never an exception."""
+    t0 = time.perf_counter()
+    rec = FileRecord(file=video.name, path=str(video))
+    try:
+        analysis = analyse_video(video, Layout(out, video.stem), opts, detector=detector, model=model,
+                                 vshift=vshift, visualise=visualise)
+        rec.tracks = track_records(video.name, analysis, vshift)
+        rec.status = status_of(rec.tracks)
+        if not rec.tracks:
+            rec.diagnosis = analysis.diagnosis
+            log.warning("%s", no_track_line(video.name, rec.diagnosis))
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
+        # One line (logged when the file is collected); the traceback only with -v.
+        rec.error = error_line(exc, with_type=not isinstance(exc, SyncNetError))
+        log.debug("%s failed", video.name, exc_info=True)
+    rec.seconds = round(time.perf_counter() - t0, 3)
+    return rec
 
 
 class _BatchJob:
     """The folder's videos through a thread pool; the summary rewritten after each."""
 
     def __init__(self, chunks_dir, videos: list[Path], out: Path, opts: FaceOptions, detector, model,
-                 max_workers: int, vshift: int, force: bool, visualise: bool):
+                 max_workers: int, vshift: int, force: bool, visualise: bool, precision: str | None = None):
         self.t_start = time.perf_counter()
         self.videos, self.out, self.opts, self.vshift, self.visualise = videos, out, opts, vshift, visualise
         self.max_workers = max_workers
-        self.params = _parameters(opts, vshift, getattr(model, "precision", "fp32"))
+        self.params = _parameters(opts, vshift, precision or getattr(model, "precision", "fp32"))
         self.previous = self._previous(force)
         self.records: dict[str, FileRecord] = dict(self.previous)
         self.lock = threading.Lock()
@@ -146,35 +177,27 @@ class _BatchJob:
             return summary
 
     def one(self, video: Path) -> FileRecord:
-        t0 = time.perf_counter()
-        rec = FileRecord(file=video.name, path=str(video))
-        try:
-            analysis = analyse_video(video, Layout(self.out, video.stem), self.opts, detector=self.detector,
-                                     model=self.model, vshift=self.vshift, visualise=self.visualise)
-            rec.tracks = track_records(video.name, analysis, self.vshift)
-            rec.status = status_of(rec.tracks)
-            if not rec.tracks:
-                rec.diagnosis = analysis.diagnosis
-                log.warning("%s", no_track_line(video.name, rec.diagnosis))
-        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
-            # One line (logged when the file is collected); the traceback only with -v.
-            rec.error = error_line(exc, with_type=not isinstance(exc, SyncNetError))
-            log.debug("%s failed", video.name, exc_info=True)
-        rec.seconds = round(time.perf_counter() - t0, 3)
-        return rec
+        return analyse_file(video, self.out, self.opts, self.detector, self.model, self.vshift, self.visualise)
 
-    def run(self, progress: bool) -> dict:
+    def record(self, rec: FileRecord) -> None:
+        """A finished file into the summary, which is written (a killed run loses nothing)."""
+        with self.lock:
+            self.records[rec.file] = rec
+        if rec.status == Status.FAILED:
+            log.error("%s failed: %s", rec.file, rec.error)
+        self.save()
+
+    def run(self, progress: bool, execute: FileExecutor | None = None) -> dict:
         todo = [v for v in self.videos if v.name not in self.previous]
         self.save()
+        if execute is not None:
+            for rec in execute(todo):
+                self.record(rec)
+            return self.save()
         with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
             futures = {pool.submit(self.one, v): v for v in todo}
             for fut in tqdm(as_completed(futures), total=len(futures), desc="files", unit="file",
                             disable=not progress):
-                rec = fut.result()
-                with self.lock:
-                    self.records[rec.file] = rec
-                if rec.status == Status.FAILED:
-                    log.error("%s failed: %s", rec.file, rec.error)
-                self.save()
+                self.record(fut.result())
                 release_freed_memory()  # see syncnet/allocator.py
         return self.save()

@@ -93,3 +93,35 @@ class Checkpoint:
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+class SpanState:
+    """A span's stand-in for `Checkpoint` (syncnet.cluster): nothing on disk, no failed windows
+    kept; detection starts at `start` with nothing found before it, exactly as a resumed run
+    continues (the shot detector sees frame start - 1 first).  Shot cuts before `start` are
+    unknown to it, so a cut the one-pass run drops (fewer than MIN_SCENE_LEN frames after a
+    cut before `start`) is kept here: README, "On a cluster"."""
+
+    any_windows = False
+
+    def __init__(self, start: int):
+        self.start = start
+
+    def load(self) -> dict:
+        return {"first_frame": self.start, "faces": [], "n_frames": self.start, "cuts": [], "width": 0,
+                "height": 0, "windows": {}, "span": True}
+
+    def keep_windows(self, saved: dict, indices) -> None:
+        pass
+
+    def has_window(self, index: int) -> bool:
+        return False
+
+    def chunk_done(self, index: int, failed: bool, window: Detections) -> None:
+        pass
+
+    def save(self, det: Detections, cuts: list[int], keep_from: int) -> None:
+        det.forget_before(keep_from)  # memory stays flat over a long span
+
+    def remove(self) -> None:
+        pass

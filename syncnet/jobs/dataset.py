@@ -277,13 +277,15 @@ def _stops_all(exc: BaseException) -> bool:
 
 def run_inputs(checked: Iterable[Checked], dataset: DatasetSummary, opts: LongVideoOptions, detector, model,
                force: bool = False, progress: bool = False,
-               after: Callable[[Path, dict, Path], None] | None = None) -> dict:
+               after: Callable[[Path, dict, Path], None] | None = None,
+               run: Callable[[Path, Path], dict] | None = None) -> dict:
     """Each input through `LongVideoJob`, one after another, into its own folder; the dataset
     summary written before the first and after every input (and when interrupted).
 
     Inputs whose earlier run left nothing to do are skipped (unless forced); an input that
     fails is recorded and the others go on.  `after(source, summary, out_dir)` runs after
-    each input that ran (the command line writes its report there).  Returns the summary.
+    each input that ran (the command line writes its report there).  `run(source, out_dir)`,
+    when given, runs an input instead of `LongVideoJob` here (syncnet.cluster).  Returns the summary.
     """
     checked = list(checked)
     for c in checked:
@@ -308,7 +310,8 @@ def run_inputs(checked: Iterable[Checked], dataset: DatasetSummary, opts: LongVi
                 continue
             tqdm.write(f"input {i}/{n}: {name}", file=sys.stderr)  # which input the lines below are about
             try:
-                summary = LongVideoJob(c.source, out, opts, detector, model, force=force, progress=progress).run()
+                summary = run(c.source, out) if run is not None else \
+                    LongVideoJob(c.source, out, opts, detector, model, force=force, progress=progress).run()
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # noqa: BLE001 - one bad input must not stop the others

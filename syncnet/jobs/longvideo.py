@@ -127,6 +127,7 @@ class LongVideoJob:
         self.info: media.MediaInfo | None = None
         self.summary: LongSummary | None = None
         self.checkpoint: Checkpoint | None = None
+        self.chunks: list[Chunk] = []
 
     def run(self) -> dict:
         """The job, holding the output folder's lock (a second run there stops at once)."""
@@ -155,9 +156,19 @@ class LongVideoJob:
 
     def _run(self, info: media.MediaInfo) -> dict:
         t_start = time.perf_counter()
+        chunks, todo = self.prepare(info)
+        if todo:
+            self.run_chunks(chunks, todo)
+        return self.finish(t_start)
+
+    # The three steps of a run, separable so that a cluster runner (syncnet.cluster) plans and
+    # records in the driver while workers run spans of chunks (`run_span`); on one machine the
+    # whole plan is one span, run here.
+    def prepare(self, info: media.MediaInfo) -> tuple[list[Chunk], list[Chunk]]:
+        """Plan, resume an earlier run or clear its outputs, write the first summary; (chunks, todo)."""
         self.info = info
         with self.times.stage("plan"):
-            chunks = self._plan(info)
+            chunks = self.chunks = self._plan(info)
         self.summary = summary = LongSummary(self.paths, self.opts, self.source, info, chunks)
         done = summary.reuse_previous(self.force)
         if done is None:
@@ -171,10 +182,17 @@ class LongVideoJob:
         key = {"source": str(self.source.resolve()), "duration": info.duration,
                "parameters": self.opts.result_parameters()}
         self.checkpoint = Checkpoint(self.paths.checkpoint, key)
-        if todo:
-            ChunkScheduler(self.source, info, self.opts, self.detector, self.times, self.checkpoint,
-                           analyse=self._run_chunk, saved=self._saved, detected=self._detected,
-                           progress=self.progress).run(chunks, todo, summary.source_frames)
+        return chunks, todo
+
+    def run_chunks(self, chunks: list[Chunk], todo: list[Chunk]) -> None:
+        """Detection over the source and every chunk of `todo` analysed and recorded (one machine)."""
+        ChunkScheduler(self.source, self.info, self.opts, self.detector, self.times, self.checkpoint,
+                       analyse=self._run_chunk, saved=self._saved, detected=self._detected,
+                       progress=self.progress).run(chunks, todo, self.summary.source_frames)
+
+    def finish(self, t_start: float) -> dict:
+        """Filter folders, `complete`, the last summary; the checkpoint goes when nothing is left to retry."""
+        summary = self.summary
         summary.apply_filter()
         summary.finish()
         self.times["total"] = time.perf_counter() - t_start
@@ -210,21 +228,28 @@ class LongVideoJob:
 
     def _run_chunk(self, chunk: Chunk, window: Detections) -> None:
         """Analyse one chunk and record it in the summary (which is then written)."""
-        disk_full = None
+        result, disk_full = self.analysed(chunk, window)
+        self.record(chunk.index, result, window, disk_full)
+
+    def analysed(self, chunk: Chunk, window: Detections) -> tuple[ChunkResult, BaseException | None]:
+        """The chunk's result; a failure is a result (one line), with the error when the disk is full."""
         try:
-            result = self._analyse_chunk(chunk, window)
+            return self._analyse_chunk(chunk, window), None
         except Exception as exc:  # noqa: BLE001 - one bad chunk must not stop the others
             # One line on the console and in the summary; the traceback only with -v (DEBUG).
             error = error_line(exc, with_type=not isinstance(exc, SyncNetError))
-            if _is_disk_full(exc):
-                disk_full = exc  # the job stops with one line saying so
-            else:
+            if not _is_disk_full(exc):
                 log.error("%s failed: %s", chunk.name, error)
             log.debug("%s failed", chunk.name, exc_info=True)
-            result = ChunkResult.failed(error)
+            return ChunkResult.failed(error), (exc if _is_disk_full(exc) else None)
+
+    def record(self, index: int, result: ChunkResult, window: Detections | None,
+               disk_full: BaseException | None = None) -> None:
+        """A chunk's result into the summary, which is written; a full disk stops the job (resumable)."""
         # The checkpoint first: a summary saying "failed" always has the chunk's detections kept.
-        self.checkpoint.chunk_done(chunk.index, result.status == Status.FAILED, window)
-        self.summary.record(chunk.index, result)
+        if window is not None:
+            self.checkpoint.chunk_done(index, result.status == Status.FAILED, window)
+        self.summary.record(index, result)
         if disk_full is not None:  # every later chunk would fail the same way: stop, resumable
             try:
                 self._write()

@@ -5,7 +5,8 @@ line or by a pool of chunk workers.  Overlapping chunks share the detections of 
 overlap, so S3FD runs once per source frame.
 
 Detection resumes from the checkpoint where an earlier run stopped; chunks that failed
-before are redone first, from their saved detections, without decoding anything.
+before are redone first, from their saved detections, without decoding anything.  A span
+of a cluster run (`checkpoint.SpanState`) starts the same way, at its own first frame.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from ..chunking import Chunk
 from ..detection import DetectionPass, Detections, FaceDetector
 from ..scenes import SceneDetector
 from ..timing import StageTimes
-from .checkpoint import Checkpoint, held_boxes
+from .checkpoint import Checkpoint, SpanState, held_boxes
 from .paths import frame_range
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ class ChunkScheduler:
     the checkpoint is saved and `saved()` called; `detected(new, total)` after every batch."""
 
     def __init__(self, source: Path, info: media.MediaInfo, opts: LongVideoOptions, detector: FaceDetector,
-                 times: StageTimes, checkpoint: Checkpoint, analyse: Callable[[Chunk, Detections], None],
+                 times: StageTimes, checkpoint: Checkpoint | SpanState, analyse: Callable[[Chunk, Detections], None],
                  saved: Callable[[], None], detected: Callable[[int, int], None], progress: bool = False):
         self.source, self.info, self.opts, self.detector, self.times = source, info, opts, detector, times
         self.checkpoint, self.analyse, self.saved, self.detected = checkpoint, analyse, saved, detected
@@ -53,9 +54,12 @@ class ChunkScheduler:
         self.queue: list[Chunk] = []  # chunks waiting for their frames, in order
         self.pending: list[tuple[Chunk, Future]] = []  # chunks being analysed by the pool, oldest first
         self.pool: ThreadPoolExecutor | None = None
+        self.until: int | None = None
 
-    def run(self, chunks: list[Chunk], todo: list[Chunk], source_frames: int) -> None:
+    def run(self, chunks: list[Chunk], todo: list[Chunk], source_frames: int, until: int | None = None) -> None:
+        """`until`: detect no frame at or past it (a span's end: the next span detects those)."""
         fr = self.opts.faces.frame_rate
+        self.until = until
         self.ranges = {c.index: frame_range(c, fr) for c in chunks}
         state = self.checkpoint.load()
         # Chunks that failed before kept their detections: they are redone without detection.
@@ -87,7 +91,7 @@ class ChunkScheduler:
                                   first_frame=state["first_frame"])
             resume_at = state["n_frames"]
             self.scenes.restore(state["cuts"], resume_at)
-            if self.queue:
+            if self.queue and not state.get("span"):
                 log.warning("resuming detection at frame %d", resume_at)
         self.detection = DetectionPass(self.detector, self.opts.faces, detections=self.det, scenes=self.scenes,
                                        held=held_boxes(self.det, resume_at, self.opts.faces.detect_every),
@@ -121,6 +125,10 @@ class ChunkScheduler:
                     batch, first = batch[resume_at - first:], resume_at
                     if not len(batch):
                         continue
+                if self.until is not None:
+                    batch = batch[: max(0, self.until - first)]
+                    if not len(batch):
+                        break
                 self.detection.push(batch, first)
                 first += len(batch)
                 self.bar.update(len(batch))
