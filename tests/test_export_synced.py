@@ -119,7 +119,10 @@ def test_a_schema_3_summary_is_upgraded_not_redone(run):
     again = json.loads((out / "processing_summary.json").read_text())
     assert again["schema_version"] == 4 and again["detector_frames_this_run"] == 0
     assert {p.name: os.stat(p).st_mtime_ns for p in (out / "chunks").iterdir()} == chunks
-    assert again["chunks"] == s["chunks"] and again["drift"]["points"] == 3
+    def results(summary):  # the filter is not a result: an earlier test may have run another one
+        return [{k: v for k, v in c.items() if k != "filter"} for c in summary["chunks"]]
+
+    assert results(again) == results(s) and again["drift"]["points"] == 3
 
 
 def test_export_synced_needs_a_filter(tmp_path):
@@ -130,9 +133,9 @@ def test_export_synced_needs_a_filter(tmp_path):
 
 
 def test_export_synced_video_of_a_constant_offset(tmp_path):
-    """An 8 s clip at offset +2 everywhere: the verdict is constant and the whole input is
+    """A 10 s clip (three chunks) at offset +2 everywhere: the verdict is constant and the whole input is
     written re-synced by +80 ms: it measures 0, its picture the input's."""
-    src = known_offset_clip(tmp_path / "talk.mp4", 8.0, 2, size=SIZE)
+    src = known_offset_clip(tmp_path / "talk.mp4", 10.0, 2, size=SIZE)
     out = tmp_path / "out"
     proc = _run(out, src, "--min_confidence", "0.5", "--export_synced_video")
     assert proc.returncode == 0, proc.stderr
