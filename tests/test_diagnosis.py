@@ -339,7 +339,7 @@ def test_a_schema_2_summary_is_upgraded_not_redone(tmp_path, caplog):
     detector = ScriptedDetector(four_causes)
     with caplog.at_level(logging.WARNING, logger="syncnet"):
         redone = process_long_video(src, out, long_options(), detector, BrightnessLoudnessSyncNet())
-    assert "schema 1, now 3); redoing every chunk" in caplog.text
+    assert "schema 1, now 4); redoing every chunk" in caplog.text
     assert detector.frames == 150 and redone["chunks"][1]["diagnosis"]["cause"] == "faces_too_small"
 
 
