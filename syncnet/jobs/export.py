@@ -14,6 +14,7 @@ temporary name and renamed.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 from pathlib import Path
@@ -47,7 +48,8 @@ def drift_points(chunks: list[dict], filtering: bool) -> tuple[list[float], list
     t, y, w = [], [], []
     for c in chunks:
         b = c.get("best_track")
-        if not b or not b.get("reliable", True) or b.get("at_search_edge") or b["confidence"] <= 0:
+        if not b or not b.get("reliable", True) or b.get("at_search_edge") or not b["confidence"] > 0 \
+                or not math.isfinite(b["confidence"]):  # a weight must be positive and finite
             continue
         keep = c["filter"]["accepted"] if filtering else b["confidence"] >= DRIFT_MIN_CONFIDENCE
         if not keep or b.get("start_time") is None:
