@@ -257,7 +257,7 @@ def long_run(tmp_path_factory):
 
 def test_long_job_says_why_each_chunk_has_no_track(long_run):
     s = long_run["summary"]
-    assert s["schema_version"] == 3
+    assert s["schema_version"] == 4
     assert [c["status"] for c in s["chunks"]] == ["success", "no_faces", "no_faces", "no_faces"]
     c0, c1, c2, c3 = s["chunks"]
     assert c0["diagnosis"] is None
@@ -331,7 +331,7 @@ def test_a_schema_2_summary_is_upgraded_not_redone(tmp_path, caplog):
     assert detector.frames == 0 and again["detector_frames_this_run"] == 0  # nothing redone
     assert {p: p.stat().st_mtime_ns for p in (out / "chunks").iterdir()} == chunk_files
     assert "resuming: 2 of 2 chunks already done" in caplog.text and "redoing" not in caplog.text
-    assert again["schema_version"] == 3
+    assert again["schema_version"] == 4
     assert again["chunks"][0] == first["chunks"][0]  # offset_ms, at_search_edge, times derived again
     assert again["chunks"][1] == {**first["chunks"][1], "diagnosis": None}  # no claim about an old chunk
     # A schema this version cannot upgrade is still redone, with a warning.
@@ -339,7 +339,7 @@ def test_a_schema_2_summary_is_upgraded_not_redone(tmp_path, caplog):
     detector = ScriptedDetector(four_causes)
     with caplog.at_level(logging.WARNING, logger="syncnet"):
         redone = process_long_video(src, out, long_options(), detector, BrightnessLoudnessSyncNet())
-    assert "schema 1, now 3); redoing every chunk" in caplog.text
+    assert "schema 1, now 4); redoing every chunk" in caplog.text
     assert detector.frames == 150 and redone["chunks"][1]["diagnosis"]["cause"] == "faces_too_small"
 
 

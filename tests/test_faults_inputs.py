@@ -446,7 +446,7 @@ def test_help_and_readme_agree_on_video_utils_exit_codes():
     assert "0 ok, 1 FFmpeg failed on a valid input, 2 bad input" in proc.stdout
     readme = (REPO / "README.md").read_text()
     assert "| `video_utils.py` | inspect a file, extract audio, cut chunks by time or at silences, rebuild a " \
-           "run's report | 0 ok, 1 FFmpeg failed on a valid input, 2 bad input |" in readme
+           "run's report, re-sync a file's sound | 0 ok, 1 FFmpeg failed on a valid input, 2 bad input |" in readme
 
 
 def test_warnings_go_above_progress_bars(tmp_path):

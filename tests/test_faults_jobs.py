@@ -324,7 +324,7 @@ def test_too_short_tracks_are_marked_unreliable(tmp_path, caplog):
         s = process_long_video(clip, tmp_path / "out", options(max_abs_offset=15), detector,
                                BrightnessLoudnessSyncNet())
     c0, c1 = s["chunks"]
-    assert s["schema_version"] == 3 and min_windows(15) == 31
+    assert s["schema_version"] == 4 and min_windows(15) == 31
     by_len = sorted(c0["tracks"], key=lambda t: t["n_frames"])
     assert [t["n_frames"] for t in by_len] == [12, 71]
     assert by_len[0]["reliable"] is False and "7 SyncNet windows" in by_len[0]["unreliable_reason"]

@@ -107,7 +107,7 @@ def alone(long_run, env, tmp_path_factory):
 
 def test_layout_summary_and_filter(long_run):
     out, summary, proc, first, thresholds = long_run
-    assert summary["complete"] and summary["schema_version"] == 3
+    assert summary["complete"] and summary["schema_version"] == 4
     assert {"path", "duration", "fps", "width", "height"} <= set(summary["input"])
     assert summary["parameters"]["chunk_duration"] == 4 and summary["parameters"]["overlap"] == 1
     assert summary["filter_parameters"] == thresholds

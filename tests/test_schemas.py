@@ -112,6 +112,13 @@ LONG_BREAKS = {  # what is wrong -> how to make it wrong
     "track without at_search_edge": lambda s: s["chunks"][0]["best_track"].pop("at_search_edge"),
     "track without start_time": lambda s: s["chunks"][0]["tracks"][0].pop("start_time"),
     "track without end_time": lambda s: s["chunks"][0]["best_track"].pop("end_time"),
+    "no drift": lambda s: s.pop("drift"),
+    "drift with an unknown verdict": lambda s: s["drift"].update(verdict="wobbly"),
+    "exports without synced_video": lambda s: s["exports"].pop("synced_video"),
+    "synced chunk with a float shift": lambda s: s["exports"].update(synced_chunks=[
+        {"index": 0, "name": "chunk_000", "offset": 2, "shift_ms": 80.5, "linked": False, "chunk": "a", "audio": "b"}]),
+    "a refusal of two lines": lambda s: s["exports"].update(synced_video={"path": None, "shift_ms": None,
+                                                                          "refused": "a\nb"}),
 }
 BATCH_BREAKS = {
     "status ok": lambda s: s["files"][0].update(status="ok"),
@@ -180,4 +187,4 @@ def test_schemas_name_every_cause_the_code_gives():
     for name in ("processing_summary.schema.json", "batch_processing_summary.schema.json"):
         schema = json.loads((SCHEMA_DIR / name).read_text())
         assert tuple(schema["$defs"]["diagnosis"]["properties"]["cause"]["enum"]) == CAUSES, name
-        assert schema["properties"]["schema_version"]["const"] == 3
+        assert schema["properties"]["schema_version"]["const"] == (4 if name.startswith("processing") else 3)

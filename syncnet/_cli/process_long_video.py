@@ -8,6 +8,10 @@ run_syncnet.py and run_visualise.py, offsets.txt included) and
 results/processing_summary.json (rewritten after every chunk).  With --min_confidence
 and/or --max_abs_offset the accepted chunks also go to filtered_chunks/ and
 filtered_audio/.  Run the same command again after an interrupt to resume.
+With --export_synced the accepted chunks are also written re-synced (their sound shifted
+by their best track's offset) to synced_chunks/ and synced_audio/; --export_synced_video
+writes the whole input re-synced, results/synced_<input name>, when the offset is
+constant over time (the summary's `drift`).
 At the end: results/report.html (one self-contained page), timeline.png, chunks.csv and
 tracks.csv (skip with --no_report; rebuild with `python video_utils.py report results/`),
 and a table of the chunks on the console.
@@ -21,7 +25,8 @@ writes results/dataset_summary.json over all of them (rewritten after every inpu
 An input that fails is recorded and the others go on (exit 1).
 
 One run at a time per output folder: a second one stops at once (exit 2).
-Exit codes: 0 every chunk analysed (no faces is a result), 1 some chunks failed, 2 bad input.
+Exit codes: 0 every chunk analysed (no faces is a result), 1 some chunks failed (or
+--export_synced_video refused: the offset is not constant), 2 bad input.
 """
 from __future__ import annotations
 
@@ -79,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="filter: keep chunks at least this confident")
     p.add_argument("--max_abs_offset", type=cli.non_negative_int, default=None,
                    help="filter: keep chunks with |offset| <= this")
+    p.add_argument("--export_synced", action="store_true",
+                   help="write each chunk the filter accepts with its sound shifted by its offset into synced_chunks/ "
+                        "and synced_audio/ (needs --min_confidence and/or --max_abs_offset)")
+    p.add_argument("--export_synced_video", action="store_true",
+                   help="write the whole input re-synced by the fitted offset into OUTPUT_DIR, when the offset is "
+                        "constant over time (else refused with exit code 1, the chunks' results kept)")
     p.add_argument("--force", action="store_true", help="redo finished chunks (needed when parameters changed)")
     p.add_argument("--no_visualise", action="store_true", help="skip video_out.avi")
     p.add_argument("--no_report", action="store_true",
@@ -93,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
+    import os
     import sys
     from pathlib import Path
 
@@ -115,6 +127,11 @@ def main(args: argparse.Namespace) -> int:
         from ..chunking import check_silence_options
 
         check_silence_options(args.min_chunk, args.max_chunk, args.min_silence)
+    if args.export_synced and args.min_confidence is None and args.max_abs_offset is None:
+        from ..errors import InputError
+
+        raise InputError("--export_synced exports the chunks the quality filter accepts: give --min_confidence "
+                         "and/or --max_abs_offset")
     faces = face_options(args)
     opts = LongVideoOptions(chunking=args.chunking, chunk_duration=args.chunk_duration, overlap=args.overlap,
                             threshold=args.threshold, min_silence=args.min_silence, min_chunk=args.min_chunk,
@@ -122,7 +139,8 @@ def main(args: argparse.Namespace) -> int:
                             chunk_crf=args.chunk_crf, chunk_preset=args.chunk_preset,
                             faces=faces, vshift=args.vshift, min_confidence=args.min_confidence,
                             max_abs_offset=args.max_abs_offset, visualise=not args.no_visualise,
-                            precision=args.precision, chunk_workers=args.chunk_workers)
+                            precision=args.precision, chunk_workers=args.chunk_workers,
+                            export_synced=args.export_synced, export_synced_video=args.export_synced_video)
     from ..jobs.dataset import several_inputs
 
     if several_inputs(args.input_video):
@@ -163,6 +181,11 @@ def main(args: argparse.Namespace) -> int:
         print(elapsed)
     if cluster_line:
         print(cluster_line)
+    video = summary["exports"]["synced_video"]
+    if video is not None and video["refused"]:
+        print(f"{os.path.basename(sys.argv[0]) or 'process_long_video.py'}: error: {video['refused']}",
+              file=sys.stderr)
+        return 1
     return 1 if summary["totals"]["failed"] else 0
 
 

@@ -1,4 +1,4 @@
-"""Video utilities: inspect a file, extract its audio, cut it into chunks.
+"""Video utilities: inspect a file, extract its audio, cut it into chunks, re-sync its sound.
 
   python video_utils.py info --input talk.mp4 [--json]
   python video_utils.py extract-audio --input talk.mp4 --output talk.wav --sample_rate 16000 --channels 1
@@ -6,6 +6,11 @@
   python video_utils.py chunk-silence --input talk.mp4 --output_dir chunks --threshold -30 \
       --min_silence 1.0 --min_chunk 5.0 --max_chunk 60
   python video_utils.py report results/
+  python video_utils.py resync --input talk.mp4 --output talk_synced.mp4 --offset 3
+
+`resync` shifts the sound against the picture so that a file measured at offset N
+(frames at 25 fps; --offset_ms for milliseconds) measures 0: the sound is delayed by N
+frames (advanced when N is negative), the picture stream-copied, the length kept.
 
 `report` (re)makes report.html, timeline.png, chunks.csv and tracks.csv in the output
 folder of process_long_video.py from its processing_summary.json (byte-identical to
@@ -34,7 +39,7 @@ from ..chunking import (
 from ..errors import InputError
 from ..files import ensure_writable_dir
 from ..outlock import output_lock
-from .common import ArgumentParser, add_verbose, float_range, int_range, quiet_matplotlib, run_main
+from .common import ArgumentParser, add_verbose, finite_float, float_range, int_range, quiet_matplotlib, run_main
 from .common import non_negative_float as seconds_or_zero
 from .common import positive_float as seconds
 
@@ -155,6 +160,26 @@ def _dataset_report(out: Path) -> int:
     return 0
 
 
+def cmd_resync(args: argparse.Namespace) -> int:
+    from ..media.resync import FRAME_MS, resync
+
+    shift_ms = args.offset_ms if args.offset_ms is not None else args.offset * FRAME_MS
+    output = Path(args.output)
+    if output.is_dir():
+        raise InputError(f"output {output} is a directory; give a file name such as {output / 'synced.mp4'}")
+    info = media.probe(args.input)  # bad input first: no folder made for nothing
+    media.require_video(info)
+    media.require_audio(info)
+    from ..media.resync import check_shift
+
+    check_shift(shift_ms, info)
+    ensure_writable_dir(output.parent)
+    resync(args.input, output, shift_ms, info=info)
+    how = "delayed" if shift_ms > 0 else "advanced" if shift_ms < 0 else "kept in place"
+    print(f"wrote {output}: sound {how} by {abs(shift_ms):g} ms, picture copied")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -194,6 +219,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="rebuild report.html, timeline.png, chunks.csv, tracks.csv of a run")
     p.add_argument("output_dir", help="the --output_dir of process_long_video.py (or of batch_process.py)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("resync", help="shift the sound against the picture by a measured offset")
+    p.add_argument("--input", required=True)
+    p.add_argument("--output", required=True, help="the re-synced copy (its picture stream-copied)")
+    shift = p.add_mutually_exclusive_group(required=True)
+    shift.add_argument("--offset", type=finite_float,
+                       help="the offset measured on the input, in frames at 25 fps (positive: the sound leads)")
+    shift.add_argument("--offset_ms", type=finite_float, help="the same in milliseconds (40 ms a frame)")
+    p.set_defaults(func=cmd_resync)
 
     for action in sub.choices.values():
         add_verbose(action)

@@ -76,6 +76,8 @@ class LongVideoOptions:
     visualise: bool = True
     precision: str = "fp32"  # what the models were loaded with (recorded; see syncnet.precision)
     chunk_workers: int = 0  # chunks analysed at once beside detection; 0: 1 on the CPU, 3 on a GPU
+    export_synced: bool = False  # accepted chunks re-synced into synced_chunks/, synced_audio/ (jobs/export.py)
+    export_synced_video: bool = False  # the input re-synced by the fitted offset, when it is constant
 
     def workers_for(self, detector) -> int:
         """Chunk workers for this run.  On a GPU the CPU work of a chunk (cut, decode,
@@ -195,6 +197,7 @@ class LongVideoJob:
         summary = self.summary
         summary.apply_filter()
         summary.finish()
+        summary.export(self.source, self.opts.export_synced, self.opts.export_synced_video)
         self.times["total"] = time.perf_counter() - t_start
         result = self._write()
         if summary.complete and not self.checkpoint.any_windows:

@@ -17,9 +17,11 @@ import numpy as np
 
 from .. import __version__
 from ..chunking import Chunk
+from ..drift import describe
 from ..files import write_json_atomic
 from ..media import MediaInfo
 from ..timing import StageTimes
+from . import export
 from .paths import SUMMARY, Paths, frame_range
 from .previous import previous_summary
 from .records import ChunkRecord, ChunkResult, FilterDecision, Status, count_statuses, upgrade_chunk_v2
@@ -32,7 +34,9 @@ log = logging.getLogger(__name__)
 # 2: tracks carry `reliable` / `unreliable_reason`; `detector_frames_this_run` at the top level.
 # 3: chunks carry `diagnosis` (why a chunk has no track); tracks carry `offset_ms`,
 #    `at_search_edge`, `start_time` / `end_time`.  A schema-2 summary is upgraded on resume.
-SCHEMA_VERSION = 3
+# 4: `drift` (the offset over time) and `exports` (re-synced chunks and video).  A schema-3
+#    summary is upgraded on resume (drift is recomputed from the chunks; no exports yet).
+SCHEMA_VERSION = 4
 
 
 def upgrade_v2(old: dict) -> dict:
@@ -47,6 +51,11 @@ def upgrade_v2(old: dict) -> dict:
             chunks.append(d)
     log.info("upgraded the schema-2 summary's chunks to schema %d", SCHEMA_VERSION)
     return {**old, "schema_version": SCHEMA_VERSION, "chunks": chunks}
+
+
+def upgrade_v3(old: dict) -> dict:
+    """A schema-3 processing_summary.json as schema 4: its chunks are kept as they are."""
+    return {**old, "schema_version": SCHEMA_VERSION, "exports": {"synced_chunks": None, "synced_video": None}}
 
 
 def filter_decision(record: ChunkRecord, opts: LongVideoOptions) -> FilterDecision:
@@ -91,6 +100,9 @@ class LongSummary:
         self.complete = False
         self.source_frames = int(round(info.duration * fr))
         self.detector_frames = 0
+        self.exports: dict = {"synced_chunks": None, "synced_video": None}
+        self._previous_synced: dict[int, dict] = {}  # an earlier run's exports of the chunks kept
+        self._previous_video: dict | None = None
         self._lock = threading.RLock()
 
     # ---------------------------------------------------------------- an earlier run
@@ -98,7 +110,8 @@ class LongSummary:
         """Take over the finished chunks of an earlier run with these parameters; their indices.
         None when nothing of it can be reused (its outputs are then to be cleared)."""
         old = previous_summary(self.paths.summary, self.parameters, SCHEMA_VERSION, force, "chunk",
-                               same_input=self._same_input, upgrades={2: upgrade_v2})
+                               same_input=self._same_input,
+                               upgrades={2: lambda o: upgrade_v3(upgrade_v2(o)), 3: upgrade_v3})
         if old is None:
             return None
         self.detector_frames = old.get("detector_frames", 0)
@@ -112,6 +125,11 @@ class LongSummary:
                 rec.filter = filter_decision(rec, self.opts)
                 self.chunks[rec.index] = rec
                 done.add(rec.index)
+        exports = old.get("exports") or {}
+        self._previous_synced = {e["index"]: e for e in exports.get("synced_chunks") or [] if e.get("index") in done}
+        self._previous_video = exports.get("synced_video")
+        if exports.get("synced_chunks") is not None:  # still true of the chunks kept, should this run stop early
+            self.exports["synced_chunks"] = sorted(self._previous_synced.values(), key=lambda e: e["index"])
         return done
 
     def _same_input(self, old: dict) -> bool:
@@ -149,6 +167,7 @@ class LongSummary:
 
     def to_dict(self, times: StageTimes, detector_frames_this_run: int) -> dict:
         with self._lock:
+            chunks = [c.to_dict() for c in self.chunks]
             return {
                 "schema_version": SCHEMA_VERSION,
                 "software": {"name": "syncnet-longvideo", "version": __version__},
@@ -159,10 +178,26 @@ class LongSummary:
                 "source_frames": self.source_frames,
                 "detector_frames": self.detector_frames,
                 "detector_frames_this_run": detector_frames_this_run,
-                "chunks": [c.to_dict() for c in self.chunks],
+                "chunks": chunks,
                 "totals": self.totals(),
+                "drift": export.drift_dict(chunks, self.opts.filtering),
+                "exports": {k: v for k, v in self.exports.items()},
                 "timings": {**times.rounded(), "detector_frames_this_run": detector_frames_this_run},
             }
+
+    def export(self, source: Path, synced_chunks: bool, synced_video: bool) -> None:
+        """The re-synced exports asked for (syncnet.jobs.export), recorded in `exports`."""
+        with self._lock:
+            chunks = [c.to_dict() for c in self.chunks]
+        if synced_chunks:
+            self.exports["synced_chunks"] = export.export_synced_chunks(chunks, self.paths, self._previous_synced)
+        else:
+            export.remove_synced_chunks(self.paths)
+            self.exports["synced_chunks"] = None
+        self.exports["synced_video"] = None
+        if synced_video:
+            fit = export.run_drift(chunks, self.opts.filtering)
+            self.exports["synced_video"] = export.export_synced_video(source, self.paths, fit, self._previous_video)
 
     def write(self, times: StageTimes, detector_frames_this_run: int) -> dict:
         """Write the summary (atomically) and return it."""
@@ -214,6 +249,15 @@ def report(summary: dict, out_dir: Path) -> str:
     if summary["chunks"] and summary["chunks"][0]["filter"]["enabled"]:
         lines.append(f"Filter:     {t['accepted']} accepted, {t['rejected']} rejected "
                      f"-> {out_dir / 'filtered_chunks'}")
+    drift = summary.get("drift")
+    if drift:
+        lines.append(f"Drift:      {describe(drift)}")
+    exports = summary.get("exports") or {}
+    if exports.get("synced_chunks") is not None:
+        lines.append(f"Re-synced:  {len(exports['synced_chunks'])} accepted chunks -> {out_dir / 'synced_chunks'}")
+    if (exports.get("synced_video") or {}).get("path"):
+        v = exports["synced_video"]
+        lines.append(f"Re-synced:  the input, sound shifted by {v['shift_ms']:+d} ms -> {v['path']}")
     failed = [c for c in summary["chunks"] if c["status"] == "failed"]
     for c in failed[:5]:
         lines.append(f"  failed {c['name']}: {c['error']}")

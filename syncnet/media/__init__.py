@@ -14,7 +14,8 @@ Timing rules that keep sound and picture aligned:
 
 The modules, by job: `process` (running the tools, pipes), `probe` (what a file
 holds, and the input checks), `pixels` (raw frame layouts, regions), `decode`
-(frames), `sound` (the soundtrack), `edit` (cuts), `encode` (`VideoWriter`).  Use
+(frames), `sound` (the soundtrack), `edit` (cuts), `resync` (the sound shifted
+against a stream-copied picture), `encode` (`VideoWriter`).  Use
 the names below as `media.<name>`.  WAV files read and written without FFmpeg are
 in `syncnet.wav`; `prefetch` lives in `syncnet.prefetch` and is named here too.
 """
@@ -27,11 +28,12 @@ from .encode import VideoWriter
 from .pixels import Region, even_region, frame_shape, i420_planes, region_exact
 from .probe import AudioStream, MediaInfo, probe, require_audio, require_complete, require_video
 from .process import run_ffmpeg
+from .resync import resync
 from .sound import detect_silences, extract_audio, read_audio
 
 __all__ = [
     "AudioStream", "AviCopy", "MediaInfo", "Region", "VideoWriter",
     "cut", "detect_silences", "even_region", "extract_audio", "frame_shape", "i420_planes", "iter_frames",
     "prefetch", "probe", "read_audio", "read_frames", "region_exact", "require_audio", "require_complete",
-    "require_video", "run_ffmpeg", "snap_to_frame",
+    "require_video", "resync", "run_ffmpeg", "snap_to_frame",
 ]

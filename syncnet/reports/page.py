@@ -14,6 +14,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from ..drift import describe
 from .tables import (
     chunk_rows,
     filter_on,
@@ -52,6 +53,7 @@ def report_html(summary: dict, out_dir: Path, timeline_png: bytes) -> str:
         totals=summary.get("totals", {}),
         total_seconds=timings.get("total"),
         vshift=vshift(summary),
+        drift=describe(summary["drift"]) if summary.get("drift") else None,
         frame_ms=frame_ms,
         timeline_uri="data:image/png;base64," + base64.b64encode(timeline_png).decode("ascii"),
     )
