@@ -25,13 +25,13 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from syncnet import media  # noqa: E402
+from syncnet.media import reference  # noqa: E402
 from syncnet.wav import read_wav  # noqa: E402
 
 FLASH_AT = 2.0  # seconds: the flash is the source frame nearest this instant
@@ -74,17 +74,12 @@ def beep_onset_ms(audio: np.ndarray, rate: int) -> float | None:
 
 
 def reference_path(src: Path, work: Path) -> tuple[int | None, float | None]:
-    """The reference's run_pipeline.py conversion, command for command."""
-    avi = work / "video.avi"
-    frames = work / "frames"
-    frames.mkdir()
-    ffmpeg("-i", str(src), "-qscale:v", "2", "-async", "1", "-r", str(GRID), str(avi))
-    ffmpeg("-i", str(avi), "-qscale:v", "2", "-threads", "1", "-f", "image2", str(frames / "%06d.jpg"))
-    wav = work / "audio.wav"
-    ffmpeg("-i", str(avi), "-ac", "1", "-vn", "-acodec", "pcm_s16le", "-ar", str(RATE), str(wav))
-    jpgs = sorted(frames.glob("*.jpg"))
+    """The reference's run_pipeline.py conversion, command for command (syncnet.media.reference)."""
+    avi = reference.convert_like_reference(src, work / "video.avi")
+    frames = np.concatenate(list(reference.iter_jpeg_frames(avi, work, qscale=reference.PIPELINE_JPEG_QSCALE)))
+    wav = reference.extract_sound_like_reference(avi, work / "audio.wav", async_=False)
     _, sound = read_wav(wav)
-    return flash_index(cv2.imread(str(p)) for p in jpgs), beep_onset_ms(sound, RATE)
+    return flash_index(frames), beep_onset_ms(sound, RATE)
 
 
 def our_path(src: Path) -> tuple[int | None, float | None]:
