@@ -164,3 +164,91 @@ def test_flash_and_beep_through_run_pipeline(flash_case, reference_decode, monke
     codecs = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0",
                              str(tmp_path / "pyavi" / "r" / "video.avi")], capture_output=True, text=True).stdout
     assert ("mp3" in codecs) == reference_decode
+
+
+def test_run_syncnet_feeds_syncnet_the_parity_cases_own_decode(parity_dir, monkeypatch):
+    """run_syncnet.py --videofile clip.mp4 --reference_decode hands SyncNet exactly the frames and
+    samples the reference fed its network (frames.npz, audio.wav); without the flag, our decode."""
+    from syncnet import trackfile
+    from syncnet._cli import models, run_syncnet
+    from testkit.doubles import BrightnessLoudnessSyncNet
+
+    case = parity_dir / "syncnet_eval"
+    monkeypatch.setattr(models, "load_models", lambda *a, **k: (None, BrightnessLoudnessSyncNet()))
+    seen = []
+    evaluate = trackfile.evaluate_sync
+    monkeypatch.setattr(trackfile, "evaluate_sync", lambda model, frames, audio, **kw: (
+        seen.append((frames, audio)), evaluate(model, frames, audio, **kw))[1])
+    for flags in (["--reference_decode"], []):
+        args = run_syncnet.build_parser().parse_args(["--videofile", str(case / "clip.mp4"), *flags])
+        assert run_syncnet.main(args) == 0
+    (ref_frames, ref_audio), (our_frames, _) = seen
+    assert np.array_equal(ref_frames, np.load(case / "frames.npz")["bgr"])
+    assert np.array_equal(ref_audio, read_wav(case / "audio.wav")[1])
+    assert not np.array_equal(our_frames, ref_frames)  # the JPEG round trip is what makes them equal
+
+
+def test_shared_clip_outputs_are_the_reference_commands_files(media_dir, monkeypatch, tmp_path):
+    """run_pipeline.py --reference_decode --keep_frames on a real clip: video.avi, audio.wav and
+    pyframes are the files the reference's commands write, S3FD saw exactly those JPEGs, and a
+    crop video's sound is the reference's -ss/-to cut of audio.wav."""
+    src = media_dir / "talking_25fps_b.mp4"
+    detector = _run_pipeline(monkeypatch, src, tmp_path / "d", "--reference_decode", "--keep_frames")
+    ref = tmp_path / "ref"
+    (ref / "frames").mkdir(parents=True)
+    _reference_ffmpeg("-i", src, "-qscale:v", "2", "-async", "1", "-r", "25", ref / "video.avi")
+    _reference_ffmpeg("-i", ref / "video.avi", "-qscale:v", "2", "-threads", "1", "-f", "image2",
+                      ref / "frames" / "%06d.jpg")
+    _reference_ffmpeg("-i", ref / "video.avi", "-ac", "1", "-vn", "-acodec", "pcm_s16le", "-ar", "16000",
+                      ref / "audio.wav")
+    avi_dir, frames_dir = tmp_path / "d" / "pyavi" / "r", tmp_path / "d" / "pyframes" / "r"
+    assert _sha(avi_dir / "video.avi") == _sha(ref / "video.avi")
+    assert _sha(avi_dir / "audio.wav") == _sha(ref / "audio.wav")
+    ref_jpegs = sorted((ref / "frames").glob("*.jpg"))
+    assert [_sha(p) for p in sorted(frames_dir.glob("*.jpg"))] == [_sha(p) for p in ref_jpegs]
+    import cv2
+
+    assert detector.hashes == [hashlib.sha1(np.ascontiguousarray(cv2.imread(str(p))[..., ::-1]).tobytes())
+                               .hexdigest() for p in ref_jpegs]
+    # The one track (the fixed box, every frame): its sound is the reference's cut of audio.wav.
+    track = json.loads((tmp_path / "d" / "pywork" / "r" / "tracks.json").read_text())["tracks"][0]
+    first, last = track["frame"][0], track["frame"][-1]
+    _reference_ffmpeg("-i", ref / "audio.wav", "-ss", "%.3f" % (first / 25), "-to", "%.3f" % ((last + 1) / 25),
+                      ref / "cut.wav")
+    crop = tmp_path / "d" / "pycrop" / "r" / "00000.avi"
+    _reference_ffmpeg("-i", crop, "-vn", "-c:a", "copy", ref / "crop_sound.wav")
+    assert np.array_equal(read_wav(ref / "crop_sound.wav")[1], read_wav(ref / "cut.wav")[1])
+
+
+def test_long_job_runs_each_chunk_file_through_the_reference_path(flash30, monkeypatch, tmp_path, bias_tool):
+    """process_long_video.py --reference_decode: chunk 0's own file goes through the reference's
+    conversion (S3FD sees its JPEG frames), the flag is in the summary's parameters, and a rerun
+    without it refuses to mix (an earlier summary without the key reads as off)."""
+    from syncnet._cli import models, process_long_video
+    from syncnet.errors import ConflictingOutput
+    from testkit.doubles import BrightnessLoudnessSyncNet
+    from tests.schemas import validate_summary
+
+    detector = RecordingDetector()
+    monkeypatch.setattr(models, "load_models", lambda *a, **k: (detector, BrightnessLoudnessSyncNet()))
+    out = tmp_path / "out"
+
+    def run(*flags):
+        args = process_long_video.build_parser().parse_args(
+            ["--input_video", str(flash30), "--output_dir", str(out), "--chunk_duration", "3", "--overlap", "0",
+             "--no_report", "--no_visualise", *flags])
+        return process_long_video.main(args)
+
+    assert run("--reference_decode") == 0
+    summary = json.loads((out / "processing_summary.json").read_text())
+    validate_summary(summary)
+    assert summary["parameters"]["reference_decode"] is True
+    assert [c["status"] for c in summary["chunks"]] == ["success", "success"]
+    chunk0 = out / "chunks" / "chunk_000.mp4"
+    (tmp_path / "tool").mkdir()
+    want_flash = bias_tool.reference_path(chunk0, tmp_path / "tool")[0]
+    assert next(i for i, m in enumerate(detector.means) if m > 200) == want_flash
+    avi = out / "syncnet_data" / "pyavi" / "chunk_000" / "video.avi"
+    assert _sha(avi) == _sha(tmp_path / "tool" / "video.avi")  # the reference's conversion of the chunk file
+    with pytest.raises(ConflictingOutput, match=r"reference_decode: True -> default"):
+        run()
