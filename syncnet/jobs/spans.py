@@ -69,16 +69,22 @@ def run_span(source: str | Path, output_dir: str | Path, opts: LongVideoOptions,
     fr = opts.faces.frame_rate
     out = SpanResult()
 
-    def analyse(chunk: Chunk, window: Detections) -> None:
+    def analyse(chunk: Chunk, window: Detections | None) -> None:
         result, _ = job.analysed(chunk, window)  # a full disk is a failed chunk here; the driver stops
         out.results.append((chunk.index, result))
 
     def detected(new: int, total: int) -> None:
         out.detector_frames += new
 
-    ChunkScheduler(job.source, info, opts, detector, job.times, SpanState(span_start(span, opts)), analyse=analyse,
-                   saved=release_freed_memory, detected=detected).run(chunks, span, source_frames,
-                                                                      until=frame_range(span[-1], fr)[1])
+    if opts.faces.reference_decode:  # each chunk from its own file, the reference's way: no pass to share
+        for chunk in span:
+            analyse(chunk, None)
+            release_freed_memory()
+        out.detector_frames = job.detector_frames_this_run
+    else:
+        ChunkScheduler(job.source, info, opts, detector, job.times, SpanState(span_start(span, opts)),
+                       analyse=analyse, saved=release_freed_memory,
+                       detected=detected).run(chunks, span, source_frames, until=frame_range(span[-1], fr)[1])
     out.times = job.times.rounded()
     return out
 
