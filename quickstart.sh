@@ -3,7 +3,7 @@
 # headless Chromium), then run one job.
 #
 #   bash quickstart.sh run VIDEO OUT_DIR [process_long_video.py flags...]
-#   bash quickstart.sh demo            (or `run` without a video): the reference's demo, beside its published result
+#   bash quickstart.sh demo [flags]    (or `run` without a video): the reference's demo beside its published result
 #   bash quickstart.sh test [pytest args...]
 #   bash quickstart.sh setup
 #
@@ -117,7 +117,7 @@ case "$cmd" in
     ensure_chromium
     exec "$PY" -m pytest "$@" ;;
   run)
-    [ $# -eq 0 ] && demo
+    if [ $# -eq 0 ] || [[ $1 == -* ]]; then demo "$@"; fi  # no video: the demo (flags go to it)
     [ $# -ge 2 ] || die "usage: bash quickstart.sh run VIDEO OUT_DIR [process_long_video.py flags...] (without a video: the demo)"
     video=$1 out=$2
     shift 2

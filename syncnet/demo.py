@@ -52,8 +52,7 @@ def compare(ours: DemoNumbers, published: DemoNumbers = PUBLISHED, rtol: float =
         lines.append(f"AGREE: the offset is equal and min dist and confidence are within {100 * rtol:g}% "
                      "of the reference's published numbers")
     else:
-        bad = ", ".join(r[0].lower() for r in rows if not r[3])
-        lines.append(f"DISAGREE: {bad} not as published (the offset must be equal, the others within "
-                     f"{100 * rtol:g}%); with the published weights and example this means a broken install "
-                     "or decode (README, Quick start)")
+        bad = ", ".join(r[0] for r in rows if not r[3])
+        lines.append(f"DISAGREE: {bad} not as published (the offset must be equal, min dist and confidence "
+                     f"within {100 * rtol:g}%); see README, Quick start, for what to check")
     return DemoCheck(agree=agree, lines=lines)
