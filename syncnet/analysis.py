@@ -25,15 +25,17 @@ from .croppass import TrackVideo, crop_region, crop_tracks, track_audio
 from .cropping import CropResult
 from .detection import Detections, FaceDetector, detect_video, find_tracks
 from .diagnosis import Diagnosis, diagnose
+from .errors import MediaError
 from .files import write_bytes_atomic, write_json_atomic
 from .layout import Layout, staged
+from .media import reference
 from .options import FaceOptions
 from .results import write_sync_results
 from .scenes import scene_list_for_pickle
 from .timing import StageTimes
 from .trackfile import evaluate_track_file
 from .visualise import draw_visualisation
-from .wav import write_wav
+from .wav import read_wav, write_wav
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +116,42 @@ def _progress_batches(batches: Iterable[np.ndarray], total: int | None, desc: st
             close()
 
 
+class _ReferenceDecode:
+    """The reference's decode path for one video (`FaceOptions.reference_decode`).
+
+    As run_pipeline.py: pyavi/R/video.avi is its `-qscale:v 2 -async 1 -r 25` conversion,
+    pyavi/R/audio.wav that AVI's sound, and the frames its `-qscale:v 2` JPEG dump read
+    back with cv2.imread (into pyframes/R, kept, with keep_frames; else a temporary
+    folder of the staging area), once for detection and once for the crops.  Shots are
+    found on video.avi as OpenCV decodes it, as the reference's PySceneDetect does.
+    """
+
+    def __init__(self, videofile: str | Path, stage: Layout, keep_frames: bool):
+        self.avi = reference.convert_like_reference(videofile, stage.video_avi)
+        _, self.audio = read_wav(reference.extract_sound_like_reference(self.avi, stage.audio_wav, async_=False))
+        self.keep = keep_frames
+        folder = stage.frames_dir if keep_frames else stage.data_dir / "pytmp" / stage.reference / "frames"
+        self.files = reference.dump_jpegs(self.avi, folder, qscale=reference.PIPELINE_JPEG_QSCALE)
+
+    def frames(self, batch_size: int, last_read: bool) -> Iterator[np.ndarray]:
+        """The JPEG frames; on the `last_read` each file goes once read (unless kept)."""
+        return reference.read_jpeg_batches(self.files, batch_size, delete=last_read and not self.keep)
+
+    def scene_frames(self, batch_size: int) -> Iterator[np.ndarray]:
+        """video.avi through OpenCV, batch for batch as `frames` (its last frame repeated
+        should OpenCV find fewer)."""
+        decoded = (f for b in reference.iter_capture_frames(self.avi, batch_size) for f in b)
+        last = None
+        for start in range(0, len(self.files), batch_size):
+            batch = []
+            for _ in range(min(batch_size, len(self.files) - start)):
+                last = next(decoded, last)
+                if last is None:
+                    raise MediaError(f"OpenCV decodes no frame of {self.avi}")
+                batch.append(last)
+            yield np.stack(batch)
+
+
 def analyse_video(videofile: str | Path, layout: Layout, opts: FaceOptions, detector: FaceDetector | None = None,
                   model=None, vshift: int = 15, sync_batch: int = 20, detections: Detections | None = None,
                   audio: np.ndarray | None = None, visualise: bool = False, keep_frames: bool = False,
@@ -171,8 +209,18 @@ class _Analysis:
         self.kinds = ("pyavi", "pycrop", "pywork") + (("pyframes",) if keep_frames else ())
 
     def prepare(self, stage: Layout, audio: np.ndarray | None) -> None:
-        """pyavi/R/audio.wav (from `audio` or the file's sound), and what video.avi is encoded to."""
+        """pyavi/R/audio.wav (from `audio` or the file's sound), and what video.avi is encoded to.
+
+        With reference_decode: the reference's video.avi, its sound and its JPEG frames
+        (`_ReferenceDecode`); `audio` is not used (the sound is the AVI's)."""
         self.stage = stage
+        self.ref = None
+        if self.opts.reference_decode:
+            if self.given:
+                raise ValueError("reference_decode detects on the video's own JPEG frames: give a detector")
+            self.ref = _ReferenceDecode(self.videofile, stage, self.keep_frames)
+            self.audio, self.avi_copy = self.ref.audio, None
+            return
         self.audio = audio if audio is not None else media.read_audio(self.videofile, 16000)
         write_wav(stage.audio_wav, self.audio)
         # video.avi comes from the first decode of the video (no second decode, no BGR
@@ -190,6 +238,12 @@ class _Analysis:
 
     def detect(self, detector: FaceDetector) -> Detections:
         """The detection pass, writing video.avi (and the frame dump) from the same decode."""
+        if self.ref is not None:
+            bs = self.opts.batch_size
+            batches = _progress_batches(self.ref.frames(bs, last_read=False), len(self.ref.files), "detecting",
+                                        self.progress)
+            with self.times.stage("detect"), closing(batches):
+                return detect_video(batches, detector, self.opts, scene_batches=self.ref.scene_frames(bs))
         expected = int(round(self.info.duration * self.opts.frame_rate))
         with self.times.stage("detect"), closing(self._frames("detecting", expected, copy=True)) as batches:
             return detect_video(batches, detector, self.opts, self._first_decode_sinks())
@@ -214,6 +268,13 @@ class _Analysis:
         return [self.outputs[i] for i in range(len(self.tracks))]
 
     def _crop_pass(self, n_frames: int) -> None:
+        if self.ref is not None:  # the reference crops its JPEG frames, whole
+            batches = _progress_batches(self.ref.frames(self.opts.batch_size, last_read=True), n_frames,
+                                        "cropping", self.progress)
+            with self.times.stage("crop"), closing(batches):
+                crop_tracks(batches, self.tracks, self.opts.crop_scale, on_done=self._track_done,
+                            on_crops=self._crops_made)
+            return
         sinks = self._first_decode_sinks() if self.given else []
         # The frame dump wants whole frames; crops and video.avi (encoded from the
         # decoder's own pictures) do not.
@@ -234,7 +295,12 @@ class _Analysis:
     # memory: the crop AVI is lossy MPEG-4, and scoring the crops before encoding
     # moved confidences by about 1% from the scripts' on the same file.
     def _crops_made(self, i: int, crops: np.ndarray) -> None:
-        if i not in self.writing:
+        if i not in self.writing and self.ref is not None:
+            track = self.tracks[i]
+            self.writing[i] = reference.CropVideoLikeReference(
+                self.stage.track_video(i), self.stage.audio_wav, int(track["frame"][0]), int(track["frame"][-1]),
+                self.opts.frame_rate)
+        elif i not in self.writing:
             sound = track_audio(self.audio, self.tracks[i], self.opts.frame_rate)
             self.writing[i] = TrackVideo(self.stage.track_video(i), sound, self.opts.frame_rate)
         self.writing[i].write(crops)
@@ -246,7 +312,7 @@ class _Analysis:
         if self.model is not None:
             with self.times.stage("syncnet"):
                 sync = evaluate_track_file(self.stage.track_video(i), self.model, vshift=self.vshift,
-                                           batch_size=self.sync_batch)
+                                           batch_size=self.sync_batch, reference_decode=self.ref is not None)
         self.outputs[i] = TrackOutput(self.tracks[i], result.x, result.y, result.s, sync)
 
     def write_files(self, detections: Detections, tracks: list[TrackOutput], scored: bool, vshift: int) -> None:

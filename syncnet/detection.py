@@ -116,15 +116,16 @@ class DetectionPass:
     def _stage(self, name: str):
         return self.times.stage(name) if self.times is not None else contextlib.nullcontext()
 
-    def push(self, batch: np.ndarray, first: int) -> None:
-        """Frames first .. first + len(batch) - 1 (BGR), the next ones of the pass."""
+    def push(self, batch: np.ndarray, first: int, scene_batch: np.ndarray | None = None) -> None:
+        """Frames first .. first + len(batch) - 1 (BGR), the next ones of the pass; the shot
+        detector sees `scene_batch` instead when given (the same frames, decoded its way)."""
         det = self.detections
         if not det.width:
             det.height, det.width = batch.shape[1:3]
         with self._stage("detect"):
             det.add_batch(self.find_faces(batch, first))
         with self._stage("scenes"):
-            self.scenes.push(batch, first)
+            self.scenes.push(batch if scene_batch is None else scene_batch, first)
 
     def prime(self, batch: np.ndarray, first: int) -> None:
         """Frames shown to the shot detector only: the one before a resumed pass's first frame,
@@ -137,17 +138,21 @@ class DetectionPass:
 
 
 def detect_video(batches: Iterable[np.ndarray], detector: FaceDetector, opts: FaceOptions,
-                 sinks: Iterable[Callable[[np.ndarray, int], None]] = ()) -> Detections:
+                 sinks: Iterable[Callable[[np.ndarray, int], None]] = (),
+                 scene_batches: Iterable[np.ndarray] | None = None) -> Detections:
     """Faces (score > opts.conf_th) and shot boundaries of every frame, in one pass.
 
     `sinks` see every batch with its first frame number (to dump JPEG frames from the
-    same decode).
+    same decode).  `scene_batches`, batch for batch the same frames decoded another way,
+    go to the shot detector instead (the reference detects faces on JPEG frames and
+    shots on video.avi as OpenCV decodes it).
     """
     detection = DetectionPass(detector, opts)
     sinks = list(sinks)
+    scene_iter = iter(scene_batches) if scene_batches is not None else None
     for batch in batches:
         first = detection.n_frames
-        detection.push(batch, first)
+        detection.push(batch, first, None if scene_iter is None else next(scene_iter))
         for sink in sinks:
             sink(batch, first)
     detection.detections.scenes = detection.shots()

@@ -17,11 +17,13 @@ class FaceOptions:
     batch_size: int = 16
     conf_th: float = 0.9  # the reference's detection threshold
     detect_every: int = 1  # speed option: S3FD on every n-th frame only (see FrameDetector)
+    reference_decode: bool = False  # the reference's own decode path (syncnet.media.reference, docs/parity.md)
 
 
 def speed_parameters(opts: FaceOptions, precision: str, chunk_preset: str = "veryfast") -> dict:
-    """The speed options that change results, for a summary's `parameters`: only those
-    set away from their defaults, so summaries of default runs keep their earlier form."""
+    """The speed options that change results, and --reference_decode, for a summary's
+    `parameters`: only those set away from their defaults, so summaries of default runs
+    keep their earlier form (and an earlier summary without one reads as its default)."""
     p: dict = {}
     if chunk_preset != "veryfast":
         p["chunk_preset"] = chunk_preset
@@ -29,4 +31,6 @@ def speed_parameters(opts: FaceOptions, precision: str, chunk_preset: str = "ver
         p["detect_every"] = opts.detect_every
     if precision != "fp32":
         p["precision"] = precision
+    if opts.reference_decode:
+        p["reference_decode"] = True
     return p

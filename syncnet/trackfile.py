@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,7 +13,9 @@ from . import media
 from .errors import InputError
 from .evaluate import evaluate_sync
 from .layout import Layout
+from .media import reference
 from .results import write_sync_results
+from .wav import read_wav
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +26,13 @@ def sync_report(result) -> str:
         int(result.offset), float(result.min_dist), float(result.confidence))
 
 
-def read_track_file(path: str | Path, max_bytes: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+def read_track_file(path: str | Path, max_bytes: int | None = None,
+                    reference_decode: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
     """A 224x224 face video's frames (decoded once at 25 fps, into memory) and its sound at
-    16 kHz; None, without decoding, when its frames would take more than `max_bytes`."""
+    16 kHz; None, without decoding, when its frames would take more than `max_bytes`.
+
+    With `reference_decode`, as SyncNetInstance.evaluate reads it: its JPEG dump at
+    FFmpeg's default quality through cv2.imread, and its sound taken with `-async 1`."""
     info = media.probe(path)
     media.require_video(info)
     if not info.has_audio:
@@ -35,6 +42,8 @@ def read_track_file(path: str | Path, max_bytes: int | None = None) -> tuple[np.
                          "face crops (make them with run_pipeline.py)")
     if max_bytes is not None and info.duration * 25 * 224 * 224 * 3 > max_bytes:
         return None
+    if reference_decode:
+        return _read_like_reference(path)
     # The sound decodes in a second FFmpeg beside the frames (the file was probed once, above).
     with ThreadPoolExecutor(1) as pool:
         sound = pool.submit(media.read_audio, path, 16000, info=info)
@@ -46,10 +55,18 @@ def read_track_file(path: str | Path, max_bytes: int | None = None) -> tuple[np.
     return frames, audio
 
 
+def _read_like_reference(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    with tempfile.TemporaryDirectory(prefix="syncnet-evaluate-") as tmp:
+        frames = reference.read_jpeg_frames(path, tmp, qscale=reference.EVALUATE_JPEG_QSCALE)
+        _, audio = read_wav(reference.extract_sound_like_reference(path, Path(tmp) / "audio.wav", async_=True))
+    return frames, audio
+
+
 def evaluate_track_file(path: str | Path, model, vshift: int = 15, batch_size: int = 20,
-                        report: Callable[[str], None] | None = None, data=None):
-    """SyncNet on one 224x224 face video (`data`: its `read_track_file` result, if already read)."""
-    frames, audio = data if data is not None else read_track_file(path)
+                        report: Callable[[str], None] | None = None, data=None, reference_decode: bool = False):
+    """SyncNet on one 224x224 face video (`data`: its `read_track_file` result, if already read;
+    `reference_decode`: read as the reference's evaluate reads it)."""
+    frames, audio = data if data is not None else read_track_file(path, reference_decode=reference_decode)
     result = evaluate_sync(model, frames, audio, vshift=vshift, batch_size=batch_size)
     if report is not None:
         report(sync_report(result))
@@ -62,7 +79,7 @@ READ_AHEAD_BYTES = 256 << 20
 
 
 def evaluate_tracks(layout: Layout, model, vshift: int = 15, batch_size: int = 20,
-                    report: Callable[[str], None] | None = None) -> list:
+                    report: Callable[[str], None] | None = None, reference_decode: bool = False) -> list:
     """Every track video of pycrop/R (sorted) -> pywork/R/offsets.txt, offsets.json, activesd.pckl.
 
     The next track's file is decoded while SyncNet runs on the current one (SyncNet
@@ -75,8 +92,8 @@ def evaluate_tracks(layout: Layout, model, vshift: int = 15, batch_size: int = 2
         for k, f in enumerate(files):
             data = ahead.result() if ahead is not None else None  # None: too big to read ahead
             if k + 1 < len(files):
-                ahead = pool.submit(read_track_file, files[k + 1], READ_AHEAD_BYTES)
+                ahead = pool.submit(read_track_file, files[k + 1], READ_AHEAD_BYTES, reference_decode)
             results.append(evaluate_track_file(f, model, vshift=vshift, batch_size=batch_size, report=report,
-                                               data=data))
+                                               data=data, reference_decode=reference_decode))
     write_sync_results(layout.work_dir, results, [f.name for f in files], vshift)
     return results

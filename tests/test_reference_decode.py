@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import subprocess
 from fractions import Fraction
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 
 from syncnet.media import reference
 from syncnet.wav import read_wav
+from testkit.doubles import FixedBoxDetector
 from tests.conftest import REPO
 
 
@@ -96,3 +98,69 @@ def test_evaluate_decode_is_the_parity_cases_own(parity_dir, tmp_path):
     assert not np.array_equal(reference.read_jpeg_frames(case / "clip.mp4", tmp_path, qscale=2), stored)
     wav = reference.extract_sound_like_reference(case / "clip.mp4", tmp_path / "audio.wav", async_=True)
     assert np.array_equal(read_wav(wav)[1], read_wav(case / "audio.wav")[1])
+
+
+# ---------------------------------------------------------------- --reference_decode through the scripts
+
+class RecordingDetector(FixedBoxDetector):
+    """The fixed-box double, remembering every frame it was shown (hash and mean brightness)."""
+
+    def __init__(self):
+        super().__init__()
+        self.means, self.hashes = [], []
+
+    def detect_batch(self, images_rgb, conf_th: float = 0.9, scale: float = 0.25):
+        for image in images_rgb:
+            self.means.append(float(image.mean()))
+            self.hashes.append(hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest())
+        return super().detect_batch(images_rgb, conf_th, scale)
+
+
+def _run_pipeline(monkeypatch, src: Path, data_dir: Path, *flags: str) -> RecordingDetector:
+    """run_pipeline.py's own parser and main, with the recording double for S3FD."""
+    from syncnet._cli import models, run_pipeline
+
+    detector = RecordingDetector()
+    monkeypatch.setattr(models, "load_models", lambda *a, **k: (detector, None))
+    args = run_pipeline.build_parser().parse_args(
+        ["--videofile", str(src), "--reference", "r", "--data_dir", str(data_dir), "--min_track", "5",
+         "--min_face_size", "10", *flags])
+    assert run_pipeline.main(args) == 0
+    return detector
+
+
+@pytest.fixture(scope="module", params=["25", "30000/1001", "30"])
+def flash_case(request, tmp_path_factory, bias_tool):
+    """A flash-and-beep clip at each frame rate, and tools/reference_bias.py's measurement of it."""
+    fps = Fraction(request.param)
+    work = tmp_path_factory.mktemp("flash")
+    row = bias_tool.measure(fps, work / "m")
+    return work / "m" / "source.mp4", row
+
+
+@pytest.mark.parametrize("reference_decode", [False, True], ids=["ours", "reference"])
+def test_flash_and_beep_through_run_pipeline(flash_case, reference_decode, monkeypatch, tmp_path, bias_tool):
+    """The detector's frames and the analysis's sound put the flash and the beep where our
+    decode has them (the true frame), or with --reference_decode where the reference's does."""
+    src, row = flash_case
+    flags = ["--reference_decode"] if reference_decode else []
+    detector = _run_pipeline(monkeypatch, src, tmp_path, *flags)
+    want = row["reference"] if reference_decode else row["ours"]
+    flash = next(i for i, m in enumerate(detector.means) if m > 200)
+    assert flash == want["flash_frame"]
+    if not reference_decode:
+        assert flash == row["true_frame"] == 50
+    else:
+        assert flash > row["true_frame"]  # the reference's picture is late on this FFmpeg
+    _, sound = read_wav(tmp_path / "pyavi" / "r" / "audio.wav")
+    assert bias_tool.beep_onset_ms(sound, 16000) == pytest.approx(want["beep_ms"], abs=0.07)
+    # A shot starts at the flash where the shot detector saw it: our frames; with the flag,
+    # video.avi as OpenCV reads it, as the reference's PySceneDetect does (one frame before
+    # its JPEG frames on this FFmpeg: the JPEG dump fills a gap the AVI leaves after frame 0).
+    scenes = json.loads((tmp_path / "pywork" / "r" / "tracks.json").read_text())["scenes"]
+    cut = want["shot_detection_flash_frame"] if reference_decode else flash
+    assert [s for s, _ in scenes] == [0, cut]
+    # video.avi is the reference's conversion (MP3 sound) only with the flag.
+    codecs = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0",
+                             str(tmp_path / "pyavi" / "r" / "video.avi")], capture_output=True, text=True).stdout
+    assert ("mp3" in codecs) == reference_decode

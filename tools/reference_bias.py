@@ -7,7 +7,8 @@ For each frame rate it makes a flash-and-beep clip (H.264 + AAC in MP4, a white
 frame and a 1 kHz beep starting at the same instant, near 2 s), then:
 - runs the reference's first steps exactly (`ffmpeg -i IN -qscale:v 2 -async 1 -r 25
   video.avi`, its JPEG dump of that AVI, and its 16 kHz sound taken from that AVI) and
-  finds the flash frame among the JPEGs and the beep in that sound;
+  finds the flash frame among the JPEGs (what its S3FD sees), in video.avi as OpenCV
+  reads it (what its shot detection sees) and the beep in that sound;
 - decodes the same clip the way this project does (`syncnet.media`: frames on the
   25 fps grid from t=0, sound from t=0 of the file) and finds them again.
 It prints a table of flash frames, beep onsets and the picture's lag behind the sound
@@ -73,13 +74,16 @@ def beep_onset_ms(audio: np.ndarray, rate: int) -> float | None:
     return 1000.0 * loud[0] / rate if len(loud) else None
 
 
-def reference_path(src: Path, work: Path) -> tuple[int | None, float | None]:
-    """The reference's run_pipeline.py conversion, command for command (syncnet.media.reference)."""
+def reference_path(src: Path, work: Path) -> tuple[int | None, float | None, int | None]:
+    """The reference's run_pipeline.py conversion, command for command (syncnet.media.reference):
+    the flash among its JPEG frames (what S3FD sees), the beep in its sound, and the flash in
+    video.avi as OpenCV reads it (what its shot detection sees)."""
     avi = reference.convert_like_reference(src, work / "video.avi")
     frames = np.concatenate(list(reference.iter_jpeg_frames(avi, work, qscale=reference.PIPELINE_JPEG_QSCALE)))
     wav = reference.extract_sound_like_reference(avi, work / "audio.wav", async_=False)
     _, sound = read_wav(wav)
-    return flash_index(frames), beep_onset_ms(sound, RATE)
+    scene_frames = np.concatenate(list(reference.iter_capture_frames(avi)))
+    return flash_index(frames), beep_onset_ms(sound, RATE), flash_index(scene_frames)
 
 
 def our_path(src: Path) -> tuple[int | None, float | None]:
@@ -91,14 +95,15 @@ def measure(fps: Fraction, work: Path) -> dict:
     work.mkdir(parents=True)
     src = work / "source.mp4"
     t = make_clip(src, fps)
-    ref_frame, ref_beep = reference_path(src, work)
+    ref_frame, ref_beep, ref_scene_frame = reference_path(src, work)
     our_frame, our_beep = our_path(src)
 
     def lag(frame, beep):  # picture behind sound, ms (positive: the picture is late)
         return None if frame is None or beep is None else round(1000.0 * frame / GRID - beep, 1)
 
     return {"fps": str(fps), "flash_time_ms": round(1000 * t, 1), "true_frame": round(t * GRID),
-            "reference": {"flash_frame": ref_frame, "beep_ms": ref_beep, "picture_lag_ms": lag(ref_frame, ref_beep)},
+            "reference": {"flash_frame": ref_frame, "beep_ms": ref_beep, "picture_lag_ms": lag(ref_frame, ref_beep),
+                          "shot_detection_flash_frame": ref_scene_frame},
             "ours": {"flash_frame": our_frame, "beep_ms": our_beep, "picture_lag_ms": lag(our_frame, our_beep)}}
 
 
@@ -109,13 +114,14 @@ def ffmpeg_version() -> str:
 
 def table(rows: list[dict]) -> str:
     head = ("| source fps | true frame | flash frame, reference | flash frame, ours | beep, reference | "
-            "beep, ours | picture behind sound, reference | picture behind sound, ours |")
-    lines = [head, "|" + " --- |" * 8]
+            "beep, ours | picture behind sound, reference | picture behind sound, ours | "
+            "flash frame, reference's shot detection |")
+    lines = [head, "|" + " --- |" * 9]
     for r in rows:
         ref, ours = r["reference"], r["ours"]
         lines.append(f"| {r['fps']} | {r['true_frame']} | {ref['flash_frame']} | {ours['flash_frame']} | "
                      f"{ref['beep_ms']:.1f} ms | {ours['beep_ms']:.1f} ms | {ref['picture_lag_ms']:+.1f} ms | "
-                     f"{ours['picture_lag_ms']:+.1f} ms |")
+                     f"{ours['picture_lag_ms']:+.1f} ms | {ref['shot_detection_flash_frame']} |")
     return "\n".join(lines)
 
 

@@ -13,7 +13,7 @@ import argparse
 
 from . import common as cli
 from .common import add_verbose, run_main
-from .options import add_face_options, add_model_options, add_speed_options, face_options
+from .options import add_face_options, add_model_options, add_reference_decode_option, add_speed_options, face_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_face_options(p, "min_track", "min_face_size", min_track=5, min_face_size=10)
     add_model_options(p, syncnet="--syncnet_model", s3fd="--s3fd_model")
     add_speed_options(p)
+    add_reference_decode_option(p)
     p.add_argument("--visualise", action="store_true", help="also write video_out.avi for every file")
     p.add_argument("--force", action="store_true", help="redo files already analysed")
     p.add_argument("--no_report", action="store_true",

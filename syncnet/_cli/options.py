@@ -68,3 +68,12 @@ def add_speed_options(parser: argparse.ArgumentParser) -> None:
 def face_options(args: argparse.Namespace) -> FaceOptions:
     """FaceOptions from the face and speed flags a tool has (FaceOptions' defaults for the others)."""
     return FaceOptions(**{f.name: getattr(args, f.name) for f in fields(FaceOptions) if hasattr(args, f.name)})
+
+
+def add_reference_decode_option(parser: argparse.ArgumentParser) -> None:
+    """--reference_decode: the reference's own decode path (FaceOptions.reference_decode)."""
+    group = parser.add_argument_group("reference decode")
+    group.add_argument("--reference_decode", action="store_true",
+                       help="decode as the reference does (its -r 25 AVI with MP3 sound, JPEG frames), to match "
+                            "numbers it produced; off by default: its picture trails its sound by 17-57 ms "
+                            "(docs/parity.md), and it is slower")

@@ -21,7 +21,7 @@ import argparse
 
 from . import common as cli
 from .common import add_verbose, run_main
-from .options import add_face_options, add_model_options, add_speed_options, face_options
+from .options import add_face_options, add_model_options, add_reference_decode_option, add_speed_options, face_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vshift", type=cli.positive_int, default=15, help="largest offset searched in frames (default 15)")
     add_model_options(p, syncnet="--syncnet_model", s3fd="--s3fd_model")
     add_speed_options(p)
+    add_reference_decode_option(p)
     p.add_argument("--min_confidence", type=cli.finite_float, default=None,
                    help="filter: keep chunks at least this confident")
     p.add_argument("--max_abs_offset", type=cli.non_negative_int, default=None,

@@ -14,7 +14,7 @@ import argparse
 
 from . import common as cli
 from .common import add_verbose, run_main
-from .options import add_face_options, add_model_options, add_speed_options, face_options
+from .options import add_face_options, add_model_options, add_reference_decode_option, add_speed_options, face_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_face_options(p)
     add_model_options(p, s3fd="--s3fd_model")
     add_speed_options(p)
+    add_reference_decode_option(p)
     p.add_argument("--keep_frames", action="store_true", help="also write every frame to DATA_DIR/pyframes/R/")
     add_verbose(p)
     return p

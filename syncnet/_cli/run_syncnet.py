@@ -14,7 +14,7 @@ import argparse
 
 from . import common as cli
 from .common import add_verbose, run_main
-from .options import add_model_options
+from .options import add_model_options, add_reference_decode_option
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--videofile", default="", help="a face video to evaluate on its own")
     p.add_argument("--reference", default="", help="name of the run under DATA_DIR")
     add_model_options(p, syncnet="--initial_model")
+    add_reference_decode_option(p)
     add_verbose(p)
     return p
 
@@ -47,11 +48,13 @@ def main(args: argparse.Namespace) -> int:
     _, model = models.load_models(args.device, syncnet_path=args.initial_model, need_s3fd=False,
                                   precision=args.precision)
     if use_reference:
-        results = evaluate_tracks(layout, model, vshift=args.vshift, batch_size=args.batch_size, report=print)
+        results = evaluate_tracks(layout, model, vshift=args.vshift, batch_size=args.batch_size, report=print,
+                                  reference_decode=args.reference_decode)
         if not results:
             print(f"no face tracks in {layout.crop_dir}; wrote an empty {layout.work('offsets.txt')}")
         return 0
-    evaluate_track_file(args.videofile, model, vshift=args.vshift, batch_size=args.batch_size, report=print)
+    evaluate_track_file(args.videofile, model, vshift=args.vshift, batch_size=args.batch_size, report=print,
+                        reference_decode=args.reference_decode)
     return 0
 
 

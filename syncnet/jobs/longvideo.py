@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tqdm import tqdm
+
 from .. import media
 from ..allocator import release_freed_memory
 from ..analysis import analyse_video
@@ -171,7 +173,9 @@ class LongVideoJob:
         key = {"source": str(self.source.resolve()), "duration": info.duration,
                "parameters": self.opts.result_parameters()}
         self.checkpoint = Checkpoint(self.paths.checkpoint, key)
-        if todo:
+        if todo and self.opts.faces.reference_decode:
+            self._run_each(todo, len(chunks))
+        elif todo:
             ChunkScheduler(self.source, info, self.opts, self.detector, self.times, self.checkpoint,
                            analyse=self._run_chunk, saved=self._saved, detected=self._detected,
                            progress=self.progress).run(chunks, todo, summary.source_frames)
@@ -208,7 +212,18 @@ class LongVideoJob:
         self._write()
         release_freed_memory()
 
-    def _run_chunk(self, chunk: Chunk, window: Detections) -> None:
+    def _run_each(self, todo: list[Chunk], n_chunks: int) -> None:
+        """--reference_decode: each chunk's own file goes through the reference's path (its
+        AVI conversion, JPEG frames, detection on them), as run_pipeline.py on that file;
+        no detection pass over the source is shared, so there is nothing to checkpoint."""
+        with tqdm(total=n_chunks, initial=n_chunks - len(todo), desc="chunks", unit="chunk",
+                  disable=not self.progress) as bar:
+            for chunk in todo:
+                self._run_chunk(chunk, None)
+                bar.update(1)
+                self._saved()
+
+    def _run_chunk(self, chunk: Chunk, window: Detections | None) -> None:
         """Analyse one chunk and record it in the summary (which is then written)."""
         disk_full = None
         try:
@@ -223,7 +238,8 @@ class LongVideoJob:
             log.debug("%s failed", chunk.name, exc_info=True)
             result = ChunkResult.failed(error)
         # The checkpoint first: a summary saying "failed" always has the chunk's detections kept.
-        self.checkpoint.chunk_done(chunk.index, result.status == Status.FAILED, window)
+        if window is not None:
+            self.checkpoint.chunk_done(chunk.index, result.status == Status.FAILED, window)
         self.summary.record(chunk.index, result)
         if disk_full is not None:  # every later chunk would fail the same way: stop, resumable
             try:
@@ -233,9 +249,10 @@ class LongVideoJob:
             raise _disk_full(self.paths.out, disk_full)
         self._write()
 
-    def _analyse_chunk(self, chunk: Chunk, window: Detections) -> ChunkResult:
+    def _analyse_chunk(self, chunk: Chunk, window: Detections | None) -> ChunkResult:
         """Cut the chunk, then run the reference's pipeline on its file with the shared
-        detections; the chunk's result (its snapped cut, its tracks)."""
+        detections (None with --reference_decode: detected on the chunk's own frames);
+        the chunk's result (its snapped cut, its tracks)."""
         chunk_file = self.paths.chunk_file(chunk)
         with self.times.stage("cut"):
             start, end = media.cut(self.source, chunk_file, chunk.start, chunk.end, info=self.info,
@@ -246,10 +263,14 @@ class LongVideoJob:
         # as cut.  (`window` numbers its frames from source frame a; on 29.97 fps or VFR
         # sources a/25 s is up to a frame away from `start`, which moves boxes, not sound.)
         _, sound = read_wav(wav)
+        own = window is None  # --reference_decode: the chunk's own frames and sound, the reference's way
         with self.times.stage("chunk"):
             analysis = analyse_video(chunk_file, self.paths.layout(chunk), self.opts.faces, model=self.model,
                                      vshift=self.opts.vshift, sync_batch=self.opts.sync_batch, detections=window,
-                                     audio=sound, visualise=self.opts.visualise, times=self.times)
+                                     detector=self.detector if own else None, audio=None if own else sound,
+                                     visualise=self.opts.visualise, times=self.times)
+        if own:
+            self._detected(analysis.n_frames, round(end * self.opts.faces.frame_rate))
         start, end = round(start, 6), round(end, 6)
         tracks = track_records(chunk.name, analysis, self.opts.vshift, chunk_start=start,
                                frame_rate=self.opts.faces.frame_rate)

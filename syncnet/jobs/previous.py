@@ -60,8 +60,11 @@ def previous_summary(path: Path, parameters: dict, schema_version: int, force: b
     if not force:
         if not same_in:
             raise ConflictingOutput(f"{path.parent} holds results made with another input")
-        changed = ", ".join(f"{k}: {old_params.get(k)} -> {v}" for k, v in parameters.items()
-                            if old_params.get(k) != v)
+        # Both sides' keys: a parameter recorded only away from its default (detect_every,
+        # reference_decode, ...) is missing on one side when it is turned off.
+        changed = ", ".join(f"{k}: {old_params.get(k, 'default')} -> {parameters.get(k, 'default')}"
+                            for k in dict.fromkeys([*parameters, *old_params])
+                            if old_params.get(k) != parameters.get(k))
         raise ConflictingOutput(f"{path.parent} holds results made with other parameters ({changed})")
     log.warning("forced: redoing every %s in %s", what, path.parent)
     return None

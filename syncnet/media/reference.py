@@ -15,7 +15,9 @@ flags.
   BGR batches, each file deleted once read, so memory does not grow with length.
 - `extract_sound_like_reference`: the 16 kHz mono PCM sound of a file (evaluate
   adds `-async 1`, run_pipeline.py does not).
-- `cut_sound_like_reference`: crop_video's `-ss/-to` cut of that sound for a track.
+- `cut_sound_like_reference`, `CropVideoLikeReference`: crop_video's track videos (crops
+  through `cv2.VideoWriter` XVID, the sound cut with `-ss/-to`, muxed by stream copy).
+- `iter_capture_frames`: video.avi as the reference's scene detection reads it (OpenCV).
 """
 from __future__ import annotations
 
@@ -66,6 +68,23 @@ def dump_jpegs(video: str | os.PathLike, frames_dir: str | os.PathLike, *, qscal
     return sorted(out.glob("*.jpg"))
 
 
+def read_jpeg_batches(files: list[Path], batch_size: int = DEFAULT_BATCH, delete: bool = False) -> Iterator[np.ndarray]:
+    """JPEG files read back as the reference reads them (`cv2.imread`): uint8 BGR batches
+    (n, H, W, 3), n <= batch_size; with `delete`, each file is removed once read."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    for start in range(0, len(files), batch_size):
+        batch = []
+        for path in files[start:start + batch_size]:
+            image = cv2.imread(str(path))
+            if image is None:
+                raise MediaError(f"cannot read the JPEG frame {path}")
+            batch.append(image)
+            if delete:
+                path.unlink()
+        yield np.stack(batch)
+
+
 def iter_jpeg_frames(video: str | os.PathLike, workdir: str | os.PathLike, *, qscale: int | None = None,
                      batch_size: int = DEFAULT_BATCH) -> Iterator[np.ndarray]:
     """Frames of `video` as the reference sees them: dumped to JPEG, read back with cv2.imread.
@@ -79,18 +98,31 @@ def iter_jpeg_frames(video: str | os.PathLike, workdir: str | os.PathLike, *, qs
     Path(workdir).mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="jpegs-", dir=workdir))
     try:
-        files = dump_jpegs(video, folder, qscale=qscale)
-        for start in range(0, len(files), batch_size):
-            batch = []
-            for path in files[start:start + batch_size]:
-                image = cv2.imread(str(path))
-                if image is None:
-                    raise MediaError(f"cannot read the JPEG frame {path.name} of {video}")
-                batch.append(image)
-                path.unlink()
-            yield np.stack(batch)
+        yield from read_jpeg_batches(dump_jpegs(video, folder, qscale=qscale), batch_size, delete=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def iter_capture_frames(video: str | os.PathLike, batch_size: int = DEFAULT_BATCH) -> Iterator[np.ndarray]:
+    """`video` decoded by OpenCV (`cv2.VideoCapture`), as the reference's scene detection
+    (PySceneDetect's OpenCV backend) reads video.avi: uint8 BGR batches."""
+    capture = cv2.VideoCapture(os.fspath(video))
+    if not capture.isOpened():
+        raise MediaError(f"OpenCV cannot open {video}")
+    try:
+        while True:
+            batch = []
+            while len(batch) < batch_size:
+                ok, image = capture.read()
+                if not ok:
+                    break
+                batch.append(image)
+            if batch:
+                yield np.stack(batch)
+            if len(batch) < batch_size:
+                return
+    finally:
+        capture.release()
 
 
 def read_jpeg_frames(video: str | os.PathLike, workdir: str | os.PathLike, *, qscale: int | None = None) -> np.ndarray:
@@ -124,3 +156,51 @@ def cut_sound_like_reference(wav: str | os.PathLike, first_frame: int, last_fram
     run_ffmpeg(["-loglevel", "error", "-i", _arg_path(wav), "-ss", f"{start:.3f}", "-to", f"{end:.3f}",
                 _arg_path(out)], "cut the sound like the reference")
     return out
+
+
+def mux_like_reference(video: str | os.PathLike, wav: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """crop_video's last step: `ffmpeg -y -i VIDEO -i WAV -c:v copy -c:a copy DST` (PCM sound in the AVI)."""
+    out = Path(dst)
+    run_ffmpeg(["-loglevel", "error", "-i", _arg_path(video), "-i", _arg_path(wav), "-c:v", "copy", "-c:a", "copy",
+                _arg_path(out)], "join the crop video and its sound like the reference")
+    return out
+
+
+class CropVideoLikeReference:
+    """A face track's crop video written as crop_video writes it: the 224x224 crops to
+    `cv2.VideoWriter` (XVID, OpenCV's own encoder settings) as `<name>t.avi`, the track's
+    sound cut from `audio_wav` with `cut_sound_like_reference`, then both muxed into
+    `dst` by stream copy.  Same interface as the project's own track writer:
+    `write(crops)`, `close()`, `abort()`."""
+
+    def __init__(self, dst: str | os.PathLike, audio_wav: str | os.PathLike, first_frame: int, last_frame: int,
+                 frame_rate: int = FRAME_RATE, size: tuple[int, int] = (224, 224)):
+        self.dst = Path(dst)
+        self.audio_wav, self.first, self.last, self.frame_rate = Path(audio_wav), first_frame, last_frame, frame_rate
+        self.silent = self.dst.with_name(f".{self.dst.stem}t.avi")
+        self.sound = self.dst.with_name(f".{self.dst.stem}.wav")
+        self.writer = cv2.VideoWriter(str(self.silent), cv2.VideoWriter_fourcc(*"XVID"), frame_rate, size)
+        if not self.writer.isOpened():
+            raise MediaError(f"OpenCV cannot write {self.silent} (XVID)")
+
+    def write(self, crops: np.ndarray) -> None:
+        for crop in crops:
+            self.writer.write(crop)
+
+    def close(self) -> Path:
+        self.writer.release()
+        try:
+            cut_sound_like_reference(self.audio_wav, self.first, self.last, self.sound, self.frame_rate)
+            mux_like_reference(self.silent, self.sound, self.dst)
+        except BaseException:
+            self.dst.unlink(missing_ok=True)
+            raise
+        finally:
+            self.silent.unlink(missing_ok=True)
+            self.sound.unlink(missing_ok=True)
+        return self.dst
+
+    def abort(self) -> None:
+        self.writer.release()
+        for p in (self.silent, self.sound):
+            p.unlink(missing_ok=True)
