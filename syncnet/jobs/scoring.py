@@ -3,7 +3,9 @@
 - `cropped`: each video is already a face crop (LRS2/LRS3-style test sets); SyncNet
   scores it whole (`syncnet.facescore`), one track per file.
 - `detect`: the full pipeline per video (detection, tracking, 224x224 crop videos, as
-  run_pipeline.py), then SyncNet on each crop video; one row per track.
+  run_pipeline.py), then SyncNet on each crop video; one row per track.  With the
+  `reference` protocol the pipeline takes the reference's decode path too
+  (`FaceOptions.reference_decode`: its AVI conversion and JPEG frames).
 
 The networks are loaded once by the caller.  A file that fails is recorded with one
 line and the others go on.  After every file the outputs are rewritten (atomically):
@@ -16,7 +18,7 @@ import csv
 import io
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -95,6 +97,8 @@ class ScoreSettings:
             raise ValueError(f"faces must be one of {FACES}, got {self.faces!r}")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+        # The reference protocol runs the reference's run_pipeline.py: its decode path too.
+        self.face_options = replace(self.face_options, reference_decode=self.protocol == "reference")
 
     def parameters(self, precision: str) -> dict:
         p = {"vshift": self.vshift, "batch_size": self.batch_size, "precision": precision}
@@ -126,15 +130,11 @@ class _ScoreJob:
         if s.faces == "cropped":
             return [_track(0, score_face_video(video, self.model, s.protocol, s.vshift, s.batch_size))]
         layout = Layout(self.out / WORK_DIR, video.name)
-        analysis = analyse_video(self._pipeline_input(video), layout, s.face_options, detector=self.detector,
-                                 vshift=s.vshift)
+        analysis = analyse_video(video, layout, s.face_options, detector=self.detector, vshift=s.vshift)
         if not analysis.tracks and analysis.diagnosis is not None:
             log.warning("%s: no face track: %s", video.name, analysis.diagnosis.message)
         return [_track(i, score_face_video(f, self.model, s.protocol, s.vshift, s.batch_size))
                 for i, f in enumerate(layout.track_videos())]
-
-    def _pipeline_input(self, video: Path) -> Path:
-        return video
 
     def one(self, video: Path) -> dict:
         t = time.perf_counter()
