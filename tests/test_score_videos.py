@@ -183,3 +183,9 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, videos,
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
     assert not (tmp_path / "out").exists()
+
+
+def test_reference_protocol_takes_the_reference_pipeline_decode():
+    assert ScoreSettings(faces="detect", protocol="reference").face_options.reference_decode
+    assert not ScoreSettings(faces="detect", face_options=FaceOptions(reference_decode=True)).face_options \
+        .reference_decode
