@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The reference's script name: fetch syncnet_v2.model to data/ and sfd_face.pth to
-# detectors/s3fd/weights/ (or both to --dest DIR), each checked before it is kept.
+# The reference's script name: fetch syncnet_v2.model and the example video example.avi
+# (the demo's, as the reference's script does) to data/, and sfd_face.pth to
+# detectors/s3fd/weights/ (or all three to --dest DIR), each checked before it is kept.
 # It runs `python -m syncnet.weights download`, with the repository's .venv if present.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

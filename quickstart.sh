@@ -3,6 +3,7 @@
 # headless Chromium), then run one job.
 #
 #   bash quickstart.sh run VIDEO OUT_DIR [process_long_video.py flags...]
+#   bash quickstart.sh demo [flags]    (or `run` without a video): the reference's demo beside its published result
 #   bash quickstart.sh test [pytest args...]
 #   bash quickstart.sh setup
 #
@@ -94,9 +95,20 @@ setup() {
   ensure_packages "${1:-requirements.txt}"
 }
 
+# The reference's demo: SyncNet on its example video (fetched beside the weights), our
+# numbers beside its README's (offset 3, min dist 5.353, confidence 10.021); exit 1 when
+# they disagree.  Offline, the weights download stops it with one line, as for `run`.
+demo() {
+  setup requirements.txt
+  "$PY" -m syncnet.weights ensure --example
+  exec "$PY" -m syncnet.weights demo "$@"
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
+  demo)
+    demo "$@" ;;
   setup)
     setup requirements-dev.txt
     ensure_chromium ;;
@@ -105,12 +117,13 @@ case "$cmd" in
     ensure_chromium
     exec "$PY" -m pytest "$@" ;;
   run)
-    [ $# -ge 2 ] || die "usage: bash quickstart.sh run VIDEO OUT_DIR [process_long_video.py flags...]"
+    if [ $# -eq 0 ] || [[ $1 == -* ]]; then demo "$@"; fi  # no video: the demo (flags go to it)
+    [ $# -ge 2 ] || die "usage: bash quickstart.sh run VIDEO OUT_DIR [process_long_video.py flags...] (without a video: the demo)"
     video=$1 out=$2
     shift 2
     setup requirements.txt
     "$PY" -m syncnet.weights ensure
     exec "$PY" process_long_video.py --input_video "$video" --output_dir "$out" "$@" ;;
   *)
-    die "usage: bash quickstart.sh {run VIDEO OUT_DIR|test|setup}" ;;
+    die "usage: bash quickstart.sh {run VIDEO OUT_DIR|demo|test|setup}" ;;
 esac

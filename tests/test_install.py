@@ -28,6 +28,7 @@ COMMANDS = {
     "syncnet-run": "run_syncnet",
     "syncnet-visualise": "run_visualise",
     "syncnet-weights": "weights",
+    "syncnet-score-videos": "score_videos",
 }
 
 

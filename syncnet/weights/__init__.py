@@ -36,6 +36,11 @@ class WeightSpec:
     env: str
     reference_path: str  # relative to the repository (and to the working directory)
     url: str
+    kind: str = "weights"  # what the file is, in messages
+
+    @property
+    def title(self) -> str:
+        return f"{self.name} {self.kind}".strip()
 
     def fetch_hint(self) -> str:
         return (f"get {self.filename} with 'bash download_model.sh' (or from {self.url}) "
@@ -51,6 +56,13 @@ S3FD = WeightSpec(
     name="S3FD", filename="sfd_face.pth", env="S3FD_MODEL",
     reference_path="detectors/s3fd/weights/sfd_face.pth",
     url="http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/sfd_face.pth",
+)
+# Not weights, but fetched beside them by the reference's download script: the video its
+# README's demo result was measured on (`python -m syncnet.weights demo`, syncnet.demo).
+EXAMPLE = WeightSpec(
+    name="example video", filename="example.avi", env="SYNCNET_EXAMPLE",
+    reference_path="data/example.avi",
+    url="http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/example.avi", kind="",
 )
 
 
@@ -185,7 +197,7 @@ def resolve_weights(spec: WeightSpec, explicit: str | Path | None = None) -> Pat
 
 
 def _not_found(spec: WeightSpec, where: str, what: str = "") -> WeightsError:
-    exc = WeightsError(f"{spec.name} weights{what} not found {where}: {spec.fetch_hint()}")
+    exc = WeightsError(f"{spec.title}{what} not found {where}: {spec.fetch_hint()}")
     exc.short = f"{spec.name} ({spec.filename}) {where}"
     return exc
 
@@ -196,15 +208,19 @@ def _reason(exc: BaseException) -> str:
     return text[0][:160] if text else type(exc).__name__
 
 
-def download(spec: WeightSpec, dest: str | Path | None = None, *, network: Callable[[], torch.nn.Module],
+def download(spec: WeightSpec, dest: str | Path | None = None, *,
+             network: Callable[[], torch.nn.Module] | None = None, check: Callable[[Path], None] | None = None,
              timeout: float = 60.0, progress: bool = True) -> Path:
     """Fetch `spec.url` to `dest` (default: `default_place(spec)`).
 
     Bytes go to a hidden `.part` file beside `dest`, which becomes `dest` only once complete and verified
-    to load into `network()` (an empty network of `spec`'s kind: every key and shape); on any
+    to load into `network()` (an empty network of `spec`'s kind: every key and shape), or, for a file
+    that is not weights (the example video), to pass `check(path)`, which raises WeightsError; on any
     failure it is removed and WeightsError says what to fetch by hand and where to put it.
     The caller names the network because this module sits below the networks' modules.
     """
+    if network is None and check is None:
+        raise ValueError("download needs a network or a check to verify the file against")
     dest = Path(dest).expanduser().absolute() if dest is not None else default_place(spec)
     part = part_path(dest)  # unique to this process: two downloads never write one file
     by_hand = f"download {spec.url} yourself and put it at {dest} (or set {spec.env}=PATH)"
@@ -221,17 +237,20 @@ def download(spec: WeightSpec, dest: str | Path | None = None, *, network: Calla
                     got += len(chunk)
                     bar.update(len(chunk))
         if total is not None and got != total:
-            raise WeightsError(f"download of {spec.name} weights from {spec.url} stopped after {got} of "
+            raise WeightsError(f"download of {spec.title} from {spec.url} stopped after {got} of "
                                f"{total} bytes: {by_hand}")
         try:
-            load_weights_into(network(), part, spec)
+            if network is not None:
+                load_weights_into(network(), part, spec)
+            if check is not None:
+                check(part)
         except WeightsError as exc:
             raise WeightsError(f"downloaded file from {spec.url} is not usable ({exc}): {by_hand}") from exc
         os.replace(part, dest)
     except BaseException as exc:
         part.unlink(missing_ok=True)
         if isinstance(exc, (OSError, ValueError, http.client.HTTPException)):  # URLError, timeouts: OSError
-            raise WeightsError(f"could not download {spec.name} weights from {spec.url} ({_reason(exc)}): "
+            raise WeightsError(f"could not download {spec.title} from {spec.url} ({_reason(exc)}): "
                                f"{by_hand}") from exc
         raise
     return dest
