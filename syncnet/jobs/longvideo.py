@@ -43,6 +43,7 @@ from ..timing import StageTimes
 from ..wav import read_wav
 from .checkpoint import Checkpoint
 from .checkpoint import held_boxes as _held_boxes
+from .cutahead import CutAhead
 from .paths import SUMMARY, Paths
 from .previous import face_parameters
 from .records import ChunkResult, Status, no_track_line, status_of, track_records
@@ -172,9 +173,14 @@ class LongVideoJob:
                "parameters": self.opts.result_parameters()}
         self.checkpoint = Checkpoint(self.paths.checkpoint, key)
         if todo:
-            ChunkScheduler(self.source, info, self.opts, self.detector, self.times, self.checkpoint,
-                           analyse=self._run_chunk, saved=self._saved, detected=self._detected,
-                           progress=self.progress).run(chunks, todo, summary.source_frames)
+            scheduler = ChunkScheduler(self.source, info, self.opts, self.detector, self.times, self.checkpoint,
+                                       analyse=self._run_chunk, saved=self._saved, detected=self._detected,
+                                       progress=self.progress)
+            self.cuts = CutAhead(self._cut, todo, enabled=scheduler.workers == 1)  # workers overlap them already
+            try:
+                scheduler.run(chunks, todo, summary.source_frames)
+            finally:
+                self.cuts.close()
         summary.apply_filter()
         summary.finish()
         self.times["total"] = time.perf_counter() - t_start
@@ -233,13 +239,16 @@ class LongVideoJob:
             raise _disk_full(self.paths.out, disk_full)
         self._write()
 
+    def _cut(self, chunk: Chunk) -> tuple[float, float]:
+        return media.cut(self.source, self.paths.chunk_file(chunk), chunk.start, chunk.end, info=self.info,
+                         crf=self.opts.chunk_crf, preset=self.opts.chunk_preset)
+
     def _analyse_chunk(self, chunk: Chunk, window: Detections) -> ChunkResult:
         """Cut the chunk, then run the reference's pipeline on its file with the shared
         detections; the chunk's result (its snapped cut, its tracks)."""
         chunk_file = self.paths.chunk_file(chunk)
         with self.times.stage("cut"):
-            start, end = media.cut(self.source, chunk_file, chunk.start, chunk.end, info=self.info,
-                                   crf=self.opts.chunk_crf, preset=self.opts.chunk_preset)
+            start, end = self.cuts.take(chunk)  # made ahead, beside detection (cutahead.py)
             wav = media.extract_audio(chunk_file, self.paths.chunk_wav(chunk), 16000, 1)
         # The picture is decoded on a 25 fps grid from the chunk's own first frame (the
         # snapped cut `start`), and its sound starts at that same instant: both are used
