@@ -273,6 +273,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
                       f"{args.replays} times", flush=True)
             add_floor(report[name], pair, args.replays)
             report[name]["keep_freed_memory_alone"] = kept if args.replays > 0 else None
+            report[name]["allocator_alone"] = in_use()["name"] if args.replays > 0 else None
     if "long" in report:
         long = report["long"]
         long["pipeline_fps"] = round(long["source_frames"] / long["wall_seconds"], 2)
