@@ -17,7 +17,9 @@ starts, so the scripts re-execute themselves once with it in LD_PRELOAD
 argv, same pid, stdin and signals; nothing has run yet.  Where it is not installed,
 or SYNCNET_ALLOCATOR=glibc, nothing is re-executed and the glibc settings below apply
 (`keep_freed_memory`: on in the one-video scripts, off in the long-running ones, as
-before; SYNCNET_KEEP_FREED_MEMORY=1/0 overrides).  Figures: docs/speed.md.
+before; SYNCNET_KEEP_FREED_MEMORY=1/0 overrides).  The long job and the batch runner
+also purge what is kept after every chunk and file (`release_freed_memory`), so the peak
+stays flat whatever the load (jemalloc's decay is in wall time).  Figures: docs/speed.md.
 
 SYNCNET_ALLOCATOR: `auto` (default: jemalloc, else tcmalloc, else glibc), `jemalloc`,
 `tcmalloc` (libtcmalloc-minimal4), `glibc` (no preload: the opt-out).  A user's own
@@ -48,7 +50,10 @@ REEXECUTED = "SYNCNET_ALLOCATOR_REEXEC"  # the pid that re-executed itself: at m
 LIBRARIES = {"jemalloc": ("libjemalloc.so.2",), "tcmalloc": ("libtcmalloc_minimal.so.4", "libtcmalloc.so.4")}
 # jemalloc's settings unless the user set MALLOC_CONF: purging on a thread of its own
 # instead of in the allocating threads (the networks'); see docs/speed.md.
-JEMALLOC_CONF = "background_thread:true"
+# oversize_threshold:0: blocks over 8 MB (S3FD's activations) stay in the ordinary arenas
+# and are reused, instead of a dedicated arena that hands them back at once (as glibc did).
+JEMALLOC_CONF = "background_thread:true,oversize_threshold:0"
+_ARENAS_ALL = 4096  # jemalloc's MALLCTL_ARENAS_ALL: "arena.4096.purge" purges every arena
 
 _libc = None  # set once the glibc settings are applied
 
@@ -152,6 +157,16 @@ def keep_freed_memory(default: bool = True) -> bool:
 
 
 def release_freed_memory() -> None:
-    """Hand the memory kept by `keep_freed_memory` back to the OS (between chunks or files)."""
+    """Hand freed memory kept for reuse back to the OS (between chunks or files): glibc's
+    after `keep_freed_memory`, jemalloc's (it would hand it back after its decay time
+    anyway; a purge here keeps the peak flat whatever the machine's load)."""
     if _libc is not None:
         _libc.malloc_trim(0)
+        return
+    found = loaded()
+    if found is not None and found[0] == "jemalloc":
+        try:
+            ctypes.CDLL(found[1]).mallctl(f"arena.{_ARENAS_ALL}.purge".encode(), None, None, None,
+                                          ctypes.c_size_t(0))
+        except (OSError, AttributeError) as exc:
+            log.debug("jemalloc purge failed: %s", exc)

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from syncnet.allocator import find_library
+from syncnet.allocator import JEMALLOC_CONF, find_library
 from tests.conftest import REPO
 
 PROBE = r"""
@@ -147,7 +147,7 @@ def test_reexec_preloads_jemalloc_once_and_passes_everything_through(tmp_path):
     assert len(started) == 2 and len(done) == 1, lines  # started twice (the re-execution), ran once
     assert started[0]["pid"] == started[1]["pid"] == done[0]["pid"]  # the same process: signals reach it
     assert done[0]["argv"] == ["a b", "--x", "é"] and done[0]["stdin"] == "piped in"
-    assert done[0]["allocator"] == {"name": "jemalloc", "library": JEMALLOC, "settings": "background_thread:true"}
+    assert done[0]["allocator"] == {"name": "jemalloc", "library": JEMALLOC, "settings": JEMALLOC_CONF}
     assert proc.returncode == 3 and proc.stderr == "to stderr\n"
 
 
@@ -176,3 +176,32 @@ def test_scripts_run_with_jemalloc_and_keep_their_error_line(tmp_path):
                             "--output_dir", str(tmp_path / "out")], capture_output=True, text=True, env=env,
                            timeout=120)
     assert quiet.returncode == 2 and quiet.stderr.count("\n") == 1 and "error" in quiet.stderr, quiet.stderr
+
+
+PURGE = r"""
+import json, os, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from syncnet.allocator import in_use, release_freed_memory
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+for _ in range(3):
+    a = np.ones(200 << 20, np.uint8)
+    del a
+kept = rss()
+release_freed_memory()
+print(json.dumps({"allocator": in_use()["name"], "kept": kept, "released": rss()}))
+"""
+
+
+@needs_jemalloc
+def test_jemalloc_keeps_freed_memory_and_the_jobs_purge_hands_it_back():
+    """Decay off (-1): the 200 MB stay with the process until release_freed_memory purges them."""
+    env = dict(os.environ, LD_PRELOAD=JEMALLOC, MALLOC_CONF=JEMALLOC_CONF + ",dirty_decay_ms:-1,muzzy_decay_ms:-1")
+    out = json.loads(subprocess.run([sys.executable, "-c", PURGE, str(REPO)], capture_output=True, text=True,
+                                    env=env, check=True, timeout=60).stdout)
+    assert out["allocator"] == "jemalloc"
+    assert out["kept"] - out["released"] > 150 << 20, out
