@@ -48,11 +48,14 @@ REEXECUTED = "SYNCNET_ALLOCATOR_REEXEC"  # the pid that re-executed itself: at m
 
 # The library files, in the order `auto` prefers them (Debian: libjemalloc2, libtcmalloc-minimal4).
 LIBRARIES = {"jemalloc": ("libjemalloc.so.2",), "tcmalloc": ("libtcmalloc_minimal.so.4", "libtcmalloc.so.4")}
-# jemalloc's settings unless the user set MALLOC_CONF: purging on a thread of its own
-# instead of in the allocating threads (the networks'); see docs/speed.md.
+# jemalloc's settings unless the user set MALLOC_CONF (measured in docs/speed.md):
+# background_thread: pages are handed back by a thread of its own, not the networks';
 # oversize_threshold:0: blocks over 8 MB (S3FD's activations) stay in the ordinary arenas
-# and are reused, instead of a dedicated arena that hands them back at once (as glibc did).
-JEMALLOC_CONF = "background_thread:true,oversize_threshold:0"
+# instead of a dedicated one that hands them back at once; muzzy_decay_ms:-1: freed pages,
+# after the 10 s dirty decay, are only marked free (MADV_FREE: the kernel takes them when
+# it needs memory, and reusing them faults nothing) instead of unmapped (a fault and a
+# zeroing on reuse).  The jobs purge all of it after every chunk or file.
+JEMALLOC_CONF = "background_thread:true,oversize_threshold:0,muzzy_decay_ms:-1"
 _ARENAS_ALL = 4096  # jemalloc's MALLCTL_ARENAS_ALL: "arena.4096.purge" purges every arena
 
 _libc = None  # set once the glibc settings are applied
