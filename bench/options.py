@@ -30,16 +30,21 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import torch
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from syncnet.allocator import preload_and_reexec  # noqa: E402
+
+if __name__ == "__main__":  # as the scripts do, before torch is imported: the scenarios run in this process
+    preload_and_reexec()
+
+import torch  # noqa: E402
 from workload import SHARED, make_weights, make_workload, workdir  # noqa: E402
 
 from syncnet import evaluate_sync, load_syncnet, media  # noqa: E402
-from syncnet.allocator import in_use, keep_freed_memory, preload_and_reexec  # noqa: E402
+from syncnet.allocator import in_use, keep_freed_memory  # noqa: E402
 from syncnet.analysis import analyse_video  # noqa: E402
 from syncnet.evaluate import embed_windows  # noqa: E402
 from syncnet.layout import Layout  # noqa: E402
@@ -156,7 +161,6 @@ def main() -> int:
     ap.add_argument("--known_seconds", type=float, default=20.0,
                     help="length of the known-offset clips (default 20)")
     args = ap.parse_args()
-    preload_and_reexec()  # as the scripts do: jemalloc where installed, else glibc keeping freed memory
     keep_freed_memory()
     with workdir(args.workdir, "syncnet-options-") as work:
         return run(args, work)

@@ -32,17 +32,21 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from syncnet.allocator import preload_and_reexec  # noqa: E402
+
+if __name__ == "__main__":  # as the scripts do, before torch is imported: the scenarios run in this process
+    preload_and_reexec()
+
+import torch  # noqa: E402
 from floor import ForwardClock, best_conditions, freed_memory_kept  # noqa: E402
 from workload import make_weights, make_workload, workdir  # noqa: E402
 
 from syncnet import media  # noqa: E402
-from syncnet.allocator import CHOICE, OPT_OUT, in_use, keep_freed_memory, preload_and_reexec  # noqa: E402
+from syncnet.allocator import CHOICE, OPT_OUT, in_use, keep_freed_memory  # noqa: E402
 from syncnet.analysis import analyse_video  # noqa: E402
 from syncnet.jobs.longvideo import LongVideoOptions, process_long_video  # noqa: E402
 from syncnet.layout import Layout  # noqa: E402
@@ -216,7 +220,6 @@ def summarise(report: dict) -> dict:
 
 
 def main() -> int:
-    preload_and_reexec()  # as the scripts do: the scenarios run in this process
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=3.0, help="length of the workload (fractions allowed)")
     ap.add_argument("--device", default="cpu")
