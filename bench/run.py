@@ -190,7 +190,7 @@ def print_table(name: str, res: dict) -> None:
           f"   floor {alone}, {res['floor_seconds_inrun']:.1f} s in the run; "
           f"floor ratio {res['floor_ratio']} (in the run {res['floor_ratio_inrun']}); "
           f"allocator {res['allocator']['name']} ({res['allocator']['library'] or 'libc'}); "
-          f"glibc freed memory kept: run {res['keep_freed_memory']}, replay {res['keep_freed_memory_alone']}")
+          f"freed memory kept: run {res['keep_freed_memory']}, replay {res['keep_freed_memory_alone']}")
     print(f"{'stage':32} {'seconds':>9} {'rate':>10} {'unit':10} {'x realtime':>10}")
     for r in res["stages"]:
         rate = "" if r["rate"] is None else f"{r['rate']:.2f}"
