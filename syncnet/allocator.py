@@ -10,8 +10,9 @@ fragment: a 3-minute long job grew from 1.5 GB to 1.6-2.6 GB, so the long job an
 batch runner had to stay on glibc's defaults and ran about a fifth slower.
 
 jemalloc (Debian's libjemalloc2; PyTorch's CPU tuning guide recommends it) keeps freed
-pages for reuse and hands them back after they have lain unused for a while (its
-decay), so it is both fast and flat.  It can only replace malloc before the process
+pages for reuse, marks those unused for a while as free to the kernel (its decay), and
+hands everything back when purged: reuse for speed, a purge per chunk for a flat peak.
+It can only replace malloc before the process
 starts, so the scripts re-execute themselves once with it in LD_PRELOAD
 (`preload_and_reexec`, called by each script's entry point): same interpreter, same
 argv, same pid, stdin and signals; nothing has run yet.  Where it is not installed,
