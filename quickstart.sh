@@ -89,9 +89,19 @@ ensure_packages() {
   touch "$stamp"
 }
 
+# jemalloc (Debian's libjemalloc2): the scripts preload it when it is installed
+# (syncnet/allocator.py; the networks run faster with flat memory), else glibc's malloc
+# serves.  Optional: installed only as root with apt, silently skipped otherwise.
+ensure_jemalloc() {
+  "$PY" -c 'import sys; sys.path.insert(0, "."); from syncnet.allocator import find_library as f
+sys.exit(f("jemalloc") is None)' >/dev/null 2>&1 && return
+  as_root_apt && apt_install libjemalloc2 2>/dev/null || true
+}
+
 setup() {
   ensure_ffmpeg
   ensure_python
+  ensure_jemalloc
   ensure_packages "${1:-requirements.txt}"
 }
 

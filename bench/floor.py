@@ -46,9 +46,9 @@ def _autocast_of(device: torch.device) -> str | None:
 
 
 def freed_memory_kept() -> bool:
-    """Whether this process keeps freed memory for reuse (syncnet.allocator applied its
-    malloc settings; once applied they stay for the process)."""
-    return allocator._libc is not None
+    """Whether this process keeps freed memory for reuse: jemalloc or tcmalloc serves malloc
+    (preloaded), or syncnet.allocator applied its glibc settings (once applied they stay)."""
+    return allocator._libc is not None or allocator.loaded() is not None
 
 
 class ForwardClock:
@@ -145,8 +145,9 @@ def _autocast(p: Pass):
 
 @contextlib.contextmanager
 def best_conditions():
-    """Freed memory kept for reuse (syncnet.allocator, forced on even where
-    SYNCNET_KEEP_FREED_MEMORY=0 turned it off for the run: once on it stays on, so
+    """Freed memory kept for reuse (jemalloc, where the run had it preloaded, keeps it
+    already; on glibc syncnet.allocator's settings, forced on even where
+    SYNCNET_KEEP_FREED_MEMORY=0 turned them off for the run: once on they stay on, so
     call this after the runs) and garbage collected; yields whether memory is kept."""
     saved = os.environ.get(allocator.OPT_OUT)
     os.environ[allocator.OPT_OUT] = "1"
@@ -158,4 +159,4 @@ def best_conditions():
         else:
             os.environ[allocator.OPT_OUT] = saved
     gc.collect()
-    yield kept
+    yield kept or freed_memory_kept()

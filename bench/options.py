@@ -30,16 +30,21 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import torch
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from syncnet.allocator import preload_and_reexec  # noqa: E402
+
+if __name__ == "__main__":  # as the scripts do, before torch is imported: the scenarios run in this process
+    preload_and_reexec()
+
+import torch  # noqa: E402
 from workload import SHARED, make_weights, make_workload, workdir  # noqa: E402
 
 from syncnet import evaluate_sync, load_syncnet, media  # noqa: E402
-from syncnet.allocator import keep_freed_memory  # noqa: E402
+from syncnet.allocator import in_use, keep_freed_memory  # noqa: E402
 from syncnet.analysis import analyse_video  # noqa: E402
 from syncnet.evaluate import embed_windows  # noqa: E402
 from syncnet.layout import Layout  # noqa: E402
@@ -156,7 +161,7 @@ def main() -> int:
     ap.add_argument("--known_seconds", type=float, default=20.0,
                     help="length of the known-offset clips (default 20)")
     args = ap.parse_args()
-    keep_freed_memory()  # as the scripts do
+    keep_freed_memory()
     with workdir(args.workdir, "syncnet-options-") as work:
         return run(args, work)
 
@@ -168,7 +173,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
     if not chunk.exists():
         media.cut(video, chunk, 0.0, args.seconds)
     report = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "seconds": args.seconds, "known_seconds": args.known_seconds, "variants": []}
+              "seconds": args.seconds, "known_seconds": args.known_seconds, "allocator": in_use(), "variants": []}
     wanted = None if args.variants is None else {n.strip() for n in args.variants.split(",")} | {"default"}
     chosen = [v for v in variants(args.device) if wanted is None or v["name"] in wanted]
     if wanted is not None and len(chosen) != len(wanted):

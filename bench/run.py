@@ -13,6 +13,9 @@ every detected frame, SyncNet on every window), replayed after the runs with not
 else running (bench/floor.py: same shapes, warmed up, freed memory kept, median of
 --replays); `floor_ratio` is wall / that floor.  The same calls timed inside the run,
 where decoding and encoding threads share the cores with them, give `floor_ratio_inrun`.
+Like the scripts, it first re-executes itself with jemalloc preloaded where installed
+(syncnet/allocator.py; SYNCNET_ALLOCATOR=glibc: no preload); each scenario reports the
+allocator it ran with beside its networks' per-frame rates (`summary` in the JSON).
 With --rss, the long scenario also runs in a fresh process at four times the length
 (and at the length itself, unless --only long made this process a fresh run of it),
 and the ratio of their peak RSS is reported.
@@ -29,17 +32,21 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from syncnet.allocator import preload_and_reexec  # noqa: E402
+
+if __name__ == "__main__":  # as the scripts do, before torch is imported: the scenarios run in this process
+    preload_and_reexec()
+
+import torch  # noqa: E402
 from floor import ForwardClock, best_conditions, freed_memory_kept  # noqa: E402
 from workload import make_weights, make_workload, workdir  # noqa: E402
 
 from syncnet import media  # noqa: E402
-from syncnet.allocator import OPT_OUT, keep_freed_memory  # noqa: E402
+from syncnet.allocator import CHOICE, OPT_OUT, in_use, keep_freed_memory  # noqa: E402
 from syncnet.analysis import analyse_video  # noqa: E402
 from syncnet.jobs.longvideo import LongVideoOptions, process_long_video  # noqa: E402
 from syncnet.layout import Layout  # noqa: E402
@@ -182,12 +189,34 @@ def print_table(name: str, res: dict) -> None:
           f"realtime x{res['realtime_factor']}\n"
           f"   floor {alone}, {res['floor_seconds_inrun']:.1f} s in the run; "
           f"floor ratio {res['floor_ratio']} (in the run {res['floor_ratio_inrun']}); "
+          f"allocator {res['allocator']['name']} ({res['allocator']['library'] or 'libc'}); "
           f"freed memory kept: run {res['keep_freed_memory']}, replay {res['keep_freed_memory_alone']}")
     print(f"{'stage':32} {'seconds':>9} {'rate':>10} {'unit':10} {'x realtime':>10}")
     for r in res["stages"]:
         rate = "" if r["rate"] is None else f"{r['rate']:.2f}"
         rt = "" if r["realtime_factor"] is None else f"{r['realtime_factor']:.2f}"
         print(f"{r['stage']:32} {r['seconds']:9.2f} {rate:>10} {r['unit']:10} {rt:>10}")
+
+
+def summarise(report: dict) -> dict:
+    """One look: per scenario the networks' rates in the run, the allocator, peak RSS and
+    realtime factor; and the long job's rates over the one-video scripts'."""
+    out = {}
+    for name in ("long", "chunk"):
+        if name not in report:
+            continue
+        res, nets = report[name], report[name].get("networks", {})
+        out[name] = {"s3fd_frames_per_s": nets.get("s3fd", {}).get("inrun_frames_per_s"),
+                     "syncnet_windows_per_s": nets.get("syncnet", {}).get("inrun_windows_per_s"),
+                     "allocator": res["allocator"]["name"], "allocator_library": res["allocator"]["library"],
+                     "allocator_settings": res["allocator"]["settings"],
+                     "peak_rss_mb": res.get("peak_rss", {}).get("self_mb"),
+                     "realtime_factor": res["realtime_factor"]}
+    if "long" in out and "chunk" in out:
+        for key in ("s3fd_frames_per_s", "syncnet_windows_per_s"):
+            a, b = out["long"][key], out["chunk"][key]
+            out[f"long_over_chunk_{key}"] = round(a / b, 4) if a and b else None
+    return out
 
 
 def main() -> int:
@@ -216,7 +245,8 @@ def run(args: argparse.Namespace, work: Path) -> int:
     report = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
               "cpu_count": os.cpu_count(), "minutes": args.minutes, "batch_size": args.batch_size,
               "chunk_preset": args.chunk_preset, "replays": args.replays,
-              OPT_OUT: os.environ.get(OPT_OUT)}
+              OPT_OUT: os.environ.get(OPT_OUT), CHOICE: os.environ.get(CHOICE),
+              "MALLOC_CONF": os.environ.get("MALLOC_CONF")}
     if args.device.startswith("cuda"):
         report["gpu"] = torch.cuda.get_device_name(0)
     report["decode_only_fps"] = round(decode_rate(video), 1)
@@ -230,11 +260,14 @@ def run(args: argparse.Namespace, work: Path) -> int:
         report["long"], clocks["long"] = scenario_long(video, args.device, weights, args.batch_size,
                                                        work / "long_out", args.chunk_preset)
         report["long"]["keep_freed_memory"] = freed_memory_kept()
+        report["long"]["allocator"] = in_use()
         progress("long", report["long"], clocks["long"])
     if args.only in (None, "chunk"):
         keep_freed_memory(default=True)
         report["chunk"], clocks["chunk"] = scenario_chunk(video, args.device, weights, args.batch_size, work)
         report["chunk"]["keep_freed_memory"] = freed_memory_kept()
+        report["chunk"]["allocator"] = in_use()
+        report["chunk"]["peak_rss"] = peak_rss_mb()  # the process's: at least the long scenario's, run first
         progress("chunk", report["chunk"], clocks["chunk"])
     with best_conditions() as kept:
         for name, pair in clocks.items():
@@ -243,6 +276,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
                       f"{args.replays} times", flush=True)
             add_floor(report[name], pair, args.replays)
             report[name]["keep_freed_memory_alone"] = kept if args.replays > 0 else None
+            report[name]["allocator_alone"] = in_use()["name"] if args.replays > 0 else None
     if "long" in report:
         long = report["long"]
         long["pipeline_fps"] = round(long["source_frames"] / long["wall_seconds"], 2)
@@ -267,6 +301,8 @@ def run(args: argparse.Namespace, work: Path) -> int:
         report["rss_ratio"] = round(large / small, 4)
         print(f"peak RSS {small} MB at {args.minutes:g} min, {large} MB at {4 * args.minutes:g} min: "
               f"ratio {report['rss_ratio']}")
+    report["summary"] = summarise(report)
+    print("\n" + json.dumps(report["summary"], indent=1))
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {args.out}")
     return 0

@@ -19,6 +19,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from syncnet.allocator import preload_and_reexec  # noqa: E402
+
+# As the scripts do, but before torch is imported below (the scripts import it later):
+# the script's own entry point then finds jemalloc loaded and goes on.
+preload_and_reexec()
+
 import syncnet._cli.models  # noqa: E402
 import syncnet.jobs.longvideo  # noqa: E402
 from testkit.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector  # noqa: E402

@@ -1,4 +1,7 @@
-"""The scripts keep freed memory for reuse: big arrays stop faulting in fresh pages."""
+"""The memory allocator: the scripts re-execute themselves once with jemalloc preloaded
+where it is installed (argv, stdin, pid, exit code and stderr pass through; the opt-out
+and a missing library fall back to glibc, never looping), and glibc, where it serves,
+keeps freed memory for reuse: big arrays stop faulting in fresh pages."""
 from __future__ import annotations
 
 import json
@@ -9,6 +12,7 @@ import sys
 
 import pytest
 
+from syncnet.allocator import JEMALLOC_CONF, find_library
 from tests.conftest import REPO
 
 PROBE = r"""
@@ -57,9 +61,11 @@ def test_freed_memory_is_reused_and_the_opt_out_works():
 
 
 def test_one_video_scripts_apply_it_long_running_ones_do_not(tmp_path):
-    """run_main applies it for the one-video scripts; process_long_video.py keeps glibc's
-    defaults (flat memory over hours); -v logs it when applied."""
-    env = {k: v for k, v in os.environ.items() if k != "SYNCNET_KEEP_FREED_MEMORY"}
+    """With glibc serving (SYNCNET_ALLOCATOR=glibc), run_main applies it for the one-video
+    scripts; process_long_video.py keeps glibc's defaults (flat memory over hours); -v logs
+    it when applied."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SYNCNET_KEEP_FREED_MEMORY", "LD_PRELOAD")}
+    env["SYNCNET_ALLOCATOR"] = "glibc"
     glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
     for name, args, applied in [("run_syncnet.py", ["--videofile", str(tmp_path / "none.avi")], glibc),
                                 ("process_long_video.py", ["--input", str(tmp_path / "none.mp4"),
@@ -97,3 +103,130 @@ def test_release_hands_kept_memory_back():
     out = json.loads(subprocess.run([sys.executable, "-c", PROBE_RELEASE, str(REPO)], capture_output=True,
                                     text=True, check=True).stdout)
     assert out["kept"] - out["released"] > 150 << 20, out
+
+
+# ------------------------------------------------------------------ jemalloc, preloaded by a re-execution
+
+JEMALLOC = find_library("jemalloc")
+needs_jemalloc = pytest.mark.skipif(platform.system() != "Linux" or JEMALLOC is None,
+                                    reason="jemalloc is not installed (Debian: apt-get install libjemalloc2)")
+
+# Prints what it was started with, once per start; re-executes itself as the scripts do
+# (unless told to find no library); then reads stdin, writes stderr and exits 3.
+REEXEC = r"""
+import json, os, sys
+sys.path.insert(0, os.environ["REPO"])
+from syncnet import allocator
+if os.environ.get("NO_LIBRARY"):
+    allocator.find_library = lambda name: None
+if os.environ.get("BAD_LIBRARY"):  # a file ld.so cannot preload: the re-execution must not repeat
+    allocator.find_library = lambda name: os.environ["BAD_LIBRARY"]
+print(json.dumps({"start": sys.argv[1:], "pid": os.getpid()}), flush=True)
+allocator.preload_and_reexec()
+print(json.dumps({"argv": sys.argv[1:], "pid": os.getpid(), "stdin": sys.stdin.read(),
+                  "allocator": allocator.in_use()}), flush=True)
+print("to stderr", file=sys.stderr)
+sys.exit(3)
+"""
+
+
+def reexec(tmp_path, **env_extra) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    script = tmp_path / "probe.py"
+    script.write_text(REEXEC)
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MALLOC_CONF", "SYNCNET_ALLOCATOR")}
+    env.update(REPO=str(REPO), **env_extra)
+    proc = subprocess.run([sys.executable, "-u", str(script), "a b", "--x", "é"], input="piped in",
+                          capture_output=True, text=True, env=env, timeout=60)
+    return proc, [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+@needs_jemalloc
+def test_reexec_preloads_jemalloc_once_and_passes_everything_through(tmp_path):
+    proc, lines = reexec(tmp_path)
+    started, done = [x for x in lines if "start" in x], [x for x in lines if "argv" in x]
+    assert len(started) == 2 and len(done) == 1, lines  # started twice (the re-execution), ran once
+    assert started[0]["pid"] == started[1]["pid"] == done[0]["pid"]  # the same process: signals reach it
+    assert done[0]["argv"] == ["a b", "--x", "é"] and done[0]["stdin"] == "piped in"
+    assert done[0]["allocator"] == {"name": "jemalloc", "library": JEMALLOC, "settings": JEMALLOC_CONF}
+    assert proc.returncode == 3 and proc.stderr == "to stderr\n"
+
+
+@needs_jemalloc
+def test_opt_out_missing_library_and_a_failed_preload_run_on_glibc(tmp_path):
+    for extra in ({"SYNCNET_ALLOCATOR": "glibc"}, {"NO_LIBRARY": "1"}):
+        proc, lines = reexec(tmp_path, **extra)
+        assert len(lines) == 2 and lines[1]["allocator"]["name"] == "glibc defaults", (extra, lines)
+        assert proc.returncode == 3 and proc.stderr == "to stderr\n"
+    # ld.so cannot preload a text file (it says so on stderr): one re-execution, no loop.
+    proc, lines = reexec(tmp_path, BAD_LIBRARY=str(tmp_path / "probe.py"))
+    assert [("start" in x) for x in lines] == [True, True, False], lines
+    assert lines[-1]["allocator"]["name"] == "glibc defaults" and proc.returncode == 3
+
+
+@needs_jemalloc
+def test_scripts_run_with_jemalloc_and_keep_their_error_line(tmp_path):
+    """The scripts' entry points re-execute; exit code and the one error line pass through."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "SYNCNET_ALLOCATOR")}
+    proc = subprocess.run([sys.executable, str(REPO / "run_syncnet.py"), "-v", "--videofile",
+                           str(tmp_path / "none.avi")], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-500:]
+    assert f"memory allocator: {{'name': 'jemalloc', 'library': '{JEMALLOC}'" in proc.stderr
+    assert "malloc tuned" not in proc.stderr  # glibc's settings are not applied beside it
+    quiet = subprocess.run([sys.executable, str(REPO / "process_long_video.py"), "--input", str(tmp_path / "no.mp4"),
+                            "--output_dir", str(tmp_path / "out")], capture_output=True, text=True, env=env,
+                           timeout=120)
+    assert quiet.returncode == 2 and quiet.stderr.count("\n") == 1 and "error" in quiet.stderr, quiet.stderr
+
+
+PURGE = r"""
+import json, os, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from syncnet.allocator import in_use, release_freed_memory
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+for _ in range(3):
+    a = np.ones(200 << 20, np.uint8)
+    del a
+kept = rss()
+release_freed_memory()
+print(json.dumps({"allocator": in_use()["name"], "kept": kept, "released": rss()}))
+"""
+
+
+@needs_jemalloc
+def test_jemalloc_keeps_freed_memory_and_the_jobs_purge_hands_it_back():
+    """Decay off (-1): the 200 MB stay with the process until release_freed_memory purges them."""
+    env = dict(os.environ, LD_PRELOAD=JEMALLOC, MALLOC_CONF=JEMALLOC_CONF + ",dirty_decay_ms:-1,muzzy_decay_ms:-1")
+    out = json.loads(subprocess.run([sys.executable, "-c", PURGE, str(REPO)], capture_output=True, text=True,
+                                    env=env, check=True, timeout=60).stdout)
+    assert out["allocator"] == "jemalloc"
+    assert out["kept"] - out["released"] > 150 << 20, out
+
+
+REUSE = r"""
+import resource, time
+import numpy as np
+f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(4):
+    a = np.ones(100 << 20, np.uint8)  # an activation's size; freed, then a pause, as between batches
+    del a
+    time.sleep(0.3)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+"""
+
+
+@needs_jemalloc
+def test_jemalloc_settings_reuse_big_blocks_without_faulting_them_in_again():
+    """With JEMALLOC_CONF a freed 100 MB block is reused; with jemalloc's defaults (or glibc's)
+    each one is faulted in and zeroed afresh, the cost this module exists to remove."""
+    def faults(**env) -> int:
+        clean = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MALLOC_CONF")}
+        return int(subprocess.run([sys.executable, "-c", REUSE], capture_output=True, text=True, check=True,
+                                  env={**clean, **env}, timeout=60).stdout)
+    ours = faults(LD_PRELOAD=JEMALLOC, MALLOC_CONF=JEMALLOC_CONF)
+    defaults = faults(LD_PRELOAD=JEMALLOC, MALLOC_CONF="background_thread:true")
+    assert ours < 0.5 * defaults, (ours, defaults)

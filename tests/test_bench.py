@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import threading
 import pytest
 import torch
 
+from syncnet.allocator import find_library
 from tests.conftest import MEDIA, PARITY, REPO
 
 _spec = importlib.util.spec_from_file_location("bench_floor", REPO / "bench" / "floor.py")
@@ -82,8 +84,24 @@ def bench_tmp(tmp_path_factory):
 def test_run_py_reports_the_floor_alone_and_in_the_run(bench_tmp):
     r = smoke("run.py", "--minutes", "0.01", tmp=bench_tmp)
     for key in ("floor_ratio", "floor_ratio_inrun", "realtime_factor", "detector_frames_ratio", "rss_ratio",
-                "decode_only_fps", "replays", "SYNCNET_KEEP_FREED_MEMORY"):
+                "decode_only_fps", "replays", "SYNCNET_KEEP_FREED_MEMORY", "SYNCNET_ALLOCATOR", "summary"):
         assert key in r, key
+    # One look: per scenario the networks' rates in the run, the allocator, peak RSS, realtime factor.
+    jemalloc = find_library("jemalloc") if os.environ.get("SYNCNET_ALLOCATOR", "auto") in ("auto", "jemalloc") \
+        else None
+    summary = r["summary"]
+    for name in ("long", "chunk"):
+        s, nets = summary[name], r[name]["networks"]
+        assert s["s3fd_frames_per_s"] == nets["s3fd"]["inrun_frames_per_s"] > 0
+        assert s["syncnet_windows_per_s"] == nets["syncnet"]["inrun_windows_per_s"]  # None: no window (0.6 s chunk)
+        assert s["realtime_factor"] == r[name]["realtime_factor"] and s["peak_rss_mb"] > 0
+        if jemalloc:  # bench/run.py re-executed itself with it preloaded, as the scripts do
+            assert (s["allocator"], s["allocator_library"]) == ("jemalloc", jemalloc), s
+        else:
+            assert s["allocator"] == ("glibc defaults" if name == "long" else "glibc tuned"), s
+    assert summary["long"]["syncnet_windows_per_s"] > 0
+    assert summary["long_over_chunk_s3fd_frames_per_s"] == pytest.approx(
+        summary["long"]["s3fd_frames_per_s"] / summary["chunk"]["s3fd_frames_per_s"], rel=1e-3)
     assert r["floor_ratio"] == r["long"]["floor_ratio"] and r["replays"] == 3
     for name in ("long", "chunk"):
         s = r[name]

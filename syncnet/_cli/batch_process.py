@@ -116,5 +116,6 @@ def batch_report(summary: dict, out_dir, write: bool) -> str:
 
 
 def entry(argv: list[str] | None = None) -> None:
-    run_main(main, build_parser().parse_args(argv), keep_memory=False,  # long-running: flat memory first
+    # long-running: flat memory first where glibc's malloc serves (syncnet/allocator.py)
+    run_main(main, build_parser().parse_args(argv), keep_memory=False, preload=argv is None,
              on_conflict="rerun with --force to redo them")

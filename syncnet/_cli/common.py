@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ..allocator import keep_freed_memory
+from ..allocator import in_use, keep_freed_memory, preload_and_reexec
 from ..errors import ConflictingOutput, InputError, SyncNetError
 from ..layout import Layout, is_plain_name
 
@@ -102,17 +102,24 @@ def error_line(exc: SyncNetError, on_conflict: str | None) -> str:
 
 
 def run_main(main: Callable[[argparse.Namespace], int | None], args: argparse.Namespace,
-             prog: str | None = None, keep_memory: bool = True, on_conflict: str | None = None) -> None:
+             prog: str | None = None, keep_memory: bool = True, on_conflict: str | None = None,
+             preload: bool = False) -> None:
     """Run `main(args)` and exit: 0 ok, 1 failures, 2 bad input, 130 interrupted.
 
-    `keep_memory`: whether freed memory is kept for reuse by default (15-20% less CPU
-    for the networks, a higher peak RSS; see syncnet/allocator.py).  `on_conflict`:
+    `preload`: first re-execute the command with jemalloc preloaded where it is installed
+    (syncnet/allocator.py); only for the process's own command line (an `entry(argv)`
+    called with argv runs inside its caller's process, which must not be replaced).
+    `keep_memory`: where glibc's malloc serves, whether freed memory is kept for reuse by
+    default (15-20% less CPU for the networks, a higher peak RSS).  `on_conflict`:
     appended to a ConflictingOutput (an output folder holding other results), e.g.
     "rerun with --force to redo them".
     """
+    if preload:
+        preload_and_reexec()
     verbose = bool(getattr(args, "verbose", False))
     setup_logging(verbose)
     keep_freed_memory(default=keep_memory)
+    log.debug("memory allocator: %s", in_use())
     prog = prog or os.path.basename(sys.argv[0]) or "syncnet"
     from tqdm.contrib.logging import logging_redirect_tqdm
 

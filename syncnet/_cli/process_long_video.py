@@ -282,5 +282,6 @@ def report_files(summary: dict, out_dir, write: bool) -> str:
 
 
 def entry(argv: list[str] | None = None) -> None:
-    run_main(main, build_parser().parse_args(argv), keep_memory=False,  # long-running: flat memory first
+    # long-running: flat memory first where glibc's malloc serves (syncnet/allocator.py)
+    run_main(main, build_parser().parse_args(argv), keep_memory=False, preload=argv is None,
              on_conflict="rerun with --force to redo them, or choose another --output_dir")

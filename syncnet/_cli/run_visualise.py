@@ -33,4 +33,4 @@ def main(args: argparse.Namespace) -> int:
 
 
 def entry(argv: list[str] | None = None) -> None:
-    run_main(main, build_parser().parse_args(argv))
+    run_main(main, build_parser().parse_args(argv), preload=argv is None)

@@ -236,4 +236,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 def entry(argv: list[str] | None = None) -> None:
     arguments = build_parser().parse_args(argv)
-    run_main(arguments.func, arguments)
+    run_main(arguments.func, arguments, preload=argv is None)

@@ -147,4 +147,4 @@ def main(args: argparse.Namespace) -> int:
 def entry(argv: list[str] | None = None, prog: str | None = None) -> None:
     """Run the command; `prog`: its name in messages (default: the program's, e.g. syncnet-weights)."""
     parser = build_parser(prog)
-    run_main(main, parser.parse_args(argv), prog=parser.prog)
+    run_main(main, parser.parse_args(argv), prog=parser.prog, preload=argv is None)

@@ -45,6 +45,7 @@ from ..timing import StageTimes
 from ..wav import read_wav
 from .checkpoint import Checkpoint
 from .checkpoint import held_boxes as _held_boxes
+from .cutahead import CutAhead
 from .paths import SUMMARY, Paths
 from .previous import face_parameters
 from .records import ChunkResult, Status, no_track_line, status_of, track_records
@@ -132,6 +133,7 @@ class LongVideoJob:
         self.summary: LongSummary | None = None
         self.checkpoint: Checkpoint | None = None
         self.chunks: list[Chunk] = []
+        self.cuts: CutAhead | None = None  # the chunk files cut ahead (one machine, in line chunks)
 
     def run(self) -> dict:
         """The job, holding the output folder's lock (a second run there stops at once)."""
@@ -193,9 +195,15 @@ class LongVideoJob:
         if self.opts.faces.reference_decode:
             self._run_each(todo, len(chunks))
             return
-        ChunkScheduler(self.source, self.info, self.opts, self.detector, self.times, self.checkpoint,
-                       analyse=self._run_chunk, saved=self._saved, detected=self._detected,
-                       progress=self.progress).run(chunks, todo, self.summary.source_frames)
+        scheduler = ChunkScheduler(self.source, self.info, self.opts, self.detector, self.times, self.checkpoint,
+                                   analyse=self._run_chunk, saved=self._saved, detected=self._detected,
+                                   progress=self.progress)
+        self.cuts = CutAhead(self._cut, todo, enabled=scheduler.workers == 1)  # workers overlap them already
+        try:
+            scheduler.run(chunks, todo, self.summary.source_frames)
+        finally:
+            self.cuts.close()
+            self.cuts = None
 
     def finish(self, t_start: float) -> dict:
         """Filter folders, `complete`, the last summary; the checkpoint goes when nothing is left to retry."""
@@ -278,14 +286,18 @@ class LongVideoJob:
             raise _disk_full(self.paths.out, disk_full)
         self._write()
 
+    def _cut(self, chunk: Chunk) -> tuple[float, float]:
+        return media.cut(self.source, self.paths.chunk_file(chunk), chunk.start, chunk.end, info=self.info,
+                         crf=self.opts.chunk_crf, preset=self.opts.chunk_preset)
+
     def _analyse_chunk(self, chunk: Chunk, window: Detections | None) -> ChunkResult:
         """Cut the chunk, then run the reference's pipeline on its file with the shared
         detections (None with --reference_decode: detected on the chunk's own frames);
         the chunk's result (its snapped cut, its tracks)."""
         chunk_file = self.paths.chunk_file(chunk)
         with self.times.stage("cut"):
-            start, end = media.cut(self.source, chunk_file, chunk.start, chunk.end, info=self.info,
-                                   crf=self.opts.chunk_crf, preset=self.opts.chunk_preset)
+            # made ahead, beside detection, on one machine (cutahead.py); in line in a span or chunk by chunk
+            start, end = self.cuts.take(chunk) if self.cuts is not None else self._cut(chunk)
             wav = media.extract_audio(chunk_file, self.paths.chunk_wav(chunk), 16000, 1)
         # The picture is decoded on a 25 fps grid from the chunk's own first frame (the
         # snapped cut `start`), and its sound starts at that same instant: both are used
