@@ -307,6 +307,34 @@ def test_resume_after_the_driver_is_killed_and_mixed_parameters_are_refused(clus
     assert len(refused.stderr.strip().splitlines()) == 1 and "--force" in refused.stderr, refused.stderr
 
 
+def test_ctrl_c_on_the_driver_stops_the_workers_and_leaves_a_valid_summary(cluster, cuts_clip, one_machine,
+                                                                            tmp_path):
+    from tests.schemas import validate_summary
+
+    summary1, out1 = one_machine
+    out = tmp_path / "out"
+    args = ["process_long_video.py", "--input_video", str(cuts_clip), "--output_dir", str(out), *CHUNKS,
+            "--ray", cluster]
+    proc = doubled(*args, env={"SYNCNET_TEST_DETECT_SLEEP": "0.5"}, wait=False)
+    try:
+        wait_for(lambda: busy_workers("span"))
+        time.sleep(1.0)  # mid-span
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1].endswith("interrupted"), stderr[-2000:]
+    # the workers' spans end with the driver: none is still detecting a few seconds on
+    wait_for(lambda: not busy_workers("span"), seconds=30)
+    validate_summary(out / "processing_summary.json")
+    before = json.loads((out / "processing_summary.json").read_text())
+    assert not before["complete"]
+    again = doubled(*args)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert comparable(json.loads((out / "processing_summary.json").read_text()), out) == comparable(summary1, out1)
+
+
 @pytest.mark.parametrize("script", ["batch_process.py", "process_long_video.py"])
 def test_ray_missing_is_one_line_and_exit_2(folder, cuts_clip, tmp_path, script):
     inputs = ["--chunks_dir", str(folder)] if script == "batch_process.py" else ["--input_video", str(cuts_clip)]
