@@ -272,14 +272,22 @@ def test_a_worker_killed_mid_task_is_retried_and_counted_once(cluster, cuts_clip
     assert sum(tasks) == 2, stdout  # two spans, each counted once
 
 
+def long_job_args(clip: Path, out: Path, cluster: str) -> list[str]:
+    return ["process_long_video.py", "--input_video", str(clip), "--output_dir", str(out), *CHUNKS, "--ray", cluster]
+
+
+def slow_long_job(args: list[str]) -> subprocess.Popen:
+    """The long job with detection slowed down (0.5 s a batch), so that it can be stopped mid-run."""
+    return doubled(*args, env={"SYNCNET_TEST_DETECT_SLEEP": "0.5"}, wait=False)
+
+
 def test_resume_after_the_driver_is_killed_and_mixed_parameters_are_refused(cluster, cuts_clip, one_machine,
                                                                              tmp_path):
     summary1, out1 = one_machine
     out = tmp_path / "out"
-    args = ["process_long_video.py", "--input_video", str(cuts_clip), "--output_dir", str(out), *CHUNKS,
-            "--ray", cluster]
+    args = long_job_args(cuts_clip, out, cluster)
     # two spans, chunks 0-1 and 2-3 (the shorter): the driver is killed once one of them is recorded
-    proc = doubled(*args, env={"SYNCNET_TEST_DETECT_SLEEP": "0.5"}, wait=False)
+    proc = slow_long_job(args)
 
     def recorded():
         try:
@@ -313,9 +321,8 @@ def test_ctrl_c_on_the_driver_stops_the_workers_and_leaves_a_valid_summary(clust
 
     summary1, out1 = one_machine
     out = tmp_path / "out"
-    args = ["process_long_video.py", "--input_video", str(cuts_clip), "--output_dir", str(out), *CHUNKS,
-            "--ray", cluster]
-    proc = doubled(*args, env={"SYNCNET_TEST_DETECT_SLEEP": "0.5"}, wait=False)
+    args = long_job_args(cuts_clip, out, cluster)
+    proc = slow_long_job(args)
     try:
         wait_for(lambda: busy_workers("span"))
         time.sleep(1.0)  # mid-span

@@ -97,22 +97,16 @@ def main(args: argparse.Namespace) -> int:
 
 
 def batch_report(summary: dict, out_dir, write: bool) -> str:
-    """Write (or, with --no_report, remove an earlier run's) batch_report.html; the console line
-    saying so.  A report that cannot be written costs a warning, not the run's results."""
-    import logging
-
+    """Write (or, with --no_report, remove an earlier run's) batch_report.html; the console line saying so."""
     from ..reports.batch import REPORT, write_batch_report
 
-    rebuild = f"python video_utils.py report {out_dir}"
     if not write:
         (out_dir / REPORT).unlink(missing_ok=True)  # it would no longer match the summary
-        return f"report skipped (--no_report); make it: {rebuild}"
-    try:
-        path = write_batch_report(summary, out_dir)
-    except OSError as exc:
-        logging.getLogger("syncnet").warning("report not written: %s; once fixed: %s", exc, rebuild)
-        return f"report not written ({exc.strerror or exc})"
-    return f"report in {path}"
+        return f"report skipped (--no_report); make it: {cli.rebuild_report_command(out_dir)}"
+    error = cli.try_report(lambda: write_batch_report(summary, out_dir), out_dir)
+    if error:
+        return f"report not written ({error})"
+    return f"report in {out_dir / REPORT}"
 
 
 def entry(argv: list[str] | None = None) -> None:

@@ -145,6 +145,22 @@ def run_main(main: Callable[[argparse.Namespace], int | None], args: argparse.Na
     sys.exit(code)
 
 
+def rebuild_report_command(out: str | os.PathLike) -> str:
+    return f"python video_utils.py report {out}"
+
+
+def try_report(make: Callable[[], object], out: str | os.PathLike) -> str | None:
+    """Run `make` (write a report); None, or why it could not be written.  A report that
+    cannot be written costs a warning saying how to make it later, not the run's results."""
+    try:
+        make()
+    except OSError as exc:
+        logging.getLogger("syncnet").warning("report not written: %s; once fixed: %s", exc,
+                                             rebuild_report_command(out))
+        return str(exc.strerror or exc)
+    return None
+
+
 def quiet_matplotlib(verbose: bool) -> None:
     """matplotlib's font-cache notice and missing-glyph warnings (non-Latin file names in the
     title) are not the run's business: errors only, or warnings with -v (not its debug log)."""

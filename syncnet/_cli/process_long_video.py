@@ -110,9 +110,8 @@ def main(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from .. import media
     from ..files import ensure_writable_dir
-    from ..jobs.longvideo import LongVideoOptions, process_long_video, report
+    from ..jobs.longvideo import LongVideoOptions, check_source, process_long_video, report
     from ..outlock import output_lock
     from . import models
 
@@ -148,15 +147,7 @@ def main(args: argparse.Namespace) -> int:
     if several_inputs(args.input_video):
         return main_several(args, opts)
     source = args.input_video[0]
-    # Bad input fails before minutes of model loading.
-    info = media.probe(source)
-    media.require_video(info)
-    media.require_audio(info)
-    if opts.chunking == "time":
-        from ..chunking import plan_time_chunks
-
-        plan_time_chunks(info.duration, opts.chunk_duration, opts.overlap)
-    media.require_complete(info)
+    check_source(source, opts)  # bad input fails before minutes of model loading
     ensure_writable_dir(args.output_dir)
     cluster_line = None
     with output_lock(args.output_dir):  # taken before the models load: a second run stops at once
@@ -245,39 +236,29 @@ def main_several(args: argparse.Namespace, opts: LongVideoOptions) -> int:
 
 def dataset_report(summary: dict, out: Path, write: bool) -> str:
     """dataset_report.html (or, with --no_report, an earlier one removed); the console line saying so."""
-    import logging
-
     from ..reports.dataset import REPORT, write_dataset_report
 
-    rebuild = f"python video_utils.py report {out}"
     if not write:
         (out / REPORT).unlink(missing_ok=True)
-        return f"Report:     skipped (--no_report); make it: {rebuild}"
-    try:
-        path = write_dataset_report(summary, out)
-    except OSError as exc:
-        logging.getLogger("syncnet").warning("report not written: %s; once fixed: %s", exc, rebuild)
-        return f"Report:     not written ({exc.strerror or exc})"
-    return f"Report:     {path} (each input's report.html in its folder)"
+        return f"Report:     skipped (--no_report); make it: {cli.rebuild_report_command(out)}"
+    error = cli.try_report(lambda: write_dataset_report(summary, out), out)
+    if error:
+        return f"Report:     not written ({error})"
+    return f"Report:     {out / REPORT} (each input's report.html in its folder)"
 
 
 def report_files(summary: dict, out_dir, write: bool) -> str:
-    """Write (or, with --no_report, remove an earlier run's) report files; the console line
-    saying so.  A report that cannot be written costs a warning, not the run's results."""
-    import logging
-
+    """Write (or, with --no_report, remove an earlier run's) report files; the console line saying so."""
     from ..reports import REPORT_FILES, remove_report, write_report
 
-    rebuild = f"python video_utils.py report {out_dir}"
     if not write:
         gone = remove_report(out_dir)
         return "Report:     skipped (--no_report)" + (
-            f"; the earlier run's {', '.join(p.name for p in gone)} removed" if gone else "") + f"; make it: {rebuild}"
-    try:
-        write_report(summary, out_dir)
-    except OSError as exc:
-        logging.getLogger("syncnet").warning("report not written: %s; once fixed: %s", exc, rebuild)
-        return f"Report:     not written ({exc.strerror or exc})"
+            f"; the earlier run's {', '.join(p.name for p in gone)} removed" if gone else "") + \
+            f"; make it: {cli.rebuild_report_command(out_dir)}"
+    error = cli.try_report(lambda: write_report(summary, out_dir), out_dir)
+    if error:
+        return f"Report:     not written ({error})"
     return f"Report:     {out_dir / REPORT_FILES[0]} ({', '.join(REPORT_FILES[1:])} beside it)"
 
 

@@ -129,14 +129,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_json(path: Path):
+    """A summary written by a run; one line (exit 2) when it cannot be read."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
+
+
 def _batch_report(out: Path) -> int:
     from ..reports.batch import write_batch_report
 
-    path = out / "batch_processing_summary.json"
-    try:
-        summary = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read {path}: {exc}") from None
+    summary = _read_json(out / "batch_processing_summary.json")
     with output_lock(out):
         written = write_batch_report(summary, out)
     print(f"wrote {written}")
@@ -148,10 +152,7 @@ def _dataset_report(out: Path) -> int:
     from ..reports.dataset import write_dataset_report
 
     path = out / "dataset_summary.json"
-    try:
-        summary = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read {path}: {exc}") from None
+    summary = _read_json(path)
     if not isinstance(summary, dict) or not isinstance(summary.get("inputs"), list) or "totals" not in summary:
         raise InputError(f"{path} is not a dataset summary of process_long_video.py")
     with output_lock(out):

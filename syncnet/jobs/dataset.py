@@ -37,7 +37,7 @@ from ..layout import is_plain_name
 from ..reports.tables import hms
 from ..results import error_line
 from .batch import find_videos
-from .longvideo import LongVideoJob, LongVideoOptions
+from .longvideo import LongVideoJob, LongVideoOptions, check_source
 from .paths import SUMMARY, Paths
 from .summary import SCHEMA_VERSION as LONG_SCHEMA_VERSION
 from .summary import LongSummary
@@ -252,14 +252,7 @@ def check_input(source: Path, opts: LongVideoOptions, out_dir: Path, force: bool
     """The single-input command's checks of one input, as a result instead of an exit.  An
     earlier run of it with other parameters is still refused (ConflictingOutput) unless forced."""
     try:
-        info = media.probe(source)
-        media.require_video(info)
-        media.require_audio(info)
-        if opts.chunking == "time":
-            from ..chunking import plan_time_chunks
-
-            plan_time_chunks(info.duration, opts.chunk_duration, opts.overlap)
-        media.require_complete(info)
+        info = check_source(source, opts)
     except SyncNetError as exc:
         return Checked(source, error=error_line(exc))
     if not force:  # as the job would refuse it, but before any input has run

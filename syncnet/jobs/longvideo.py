@@ -334,6 +334,18 @@ def _disk_full(out: Path, exc: BaseException) -> SyncNetError:
                         "again to resume")
 
 
+def check_source(source: str | Path, opts: LongVideoOptions) -> media.MediaInfo:
+    """The checks a source must pass before minutes of model loading: a picture, sound, a
+    plan its length allows, and data to its end; its probe, or the one-line error."""
+    info = media.probe(source)
+    media.require_video(info)
+    media.require_audio(info)
+    if opts.chunking == "time":
+        plan_time_chunks(info.duration, opts.chunk_duration, opts.overlap)
+    media.require_complete(info)
+    return info
+
+
 def process_long_video(source: str | Path, output_dir: str | Path, opts: LongVideoOptions,
                        detector: FaceDetector, model, force: bool = False, progress: bool = False) -> dict:
     """Run the long-video job and return its summary (also in OUTPUT_DIR/processing_summary.json)."""
