@@ -48,6 +48,7 @@ from workload import make_weights, make_workload, workdir  # noqa: E402
 from syncnet import media  # noqa: E402
 from syncnet.allocator import CHOICE, OPT_OUT, in_use, keep_freed_memory  # noqa: E402
 from syncnet.analysis import analyse_video  # noqa: E402
+from syncnet.jobs import cutahead  # noqa: E402
 from syncnet.jobs.longvideo import LongVideoOptions, process_long_video  # noqa: E402
 from syncnet.layout import Layout  # noqa: E402
 from syncnet.options import FaceOptions  # noqa: E402
@@ -170,7 +171,8 @@ def rss_in_subprocess(minutes: float, args) -> float:
         out = Path(tmp) / "r.json"
         subprocess.run([sys.executable, __file__, "--minutes", str(minutes), "--device", args.device,
                         "--batch_size", str(args.batch_size), "--only", "long", "--workdir", args.workdir,
-                        "--chunk_preset", args.chunk_preset, "--replays", "0",  # only the peak is read
+                        "--chunk_preset", args.chunk_preset, "--cuts", args.cuts,
+                        "--replays", "0",  # only the peak is read
                         "--out", str(out)], check=True)
         return json.loads(out.read_text())["long"]["peak_rss"]["self_mb"]
 
@@ -230,10 +232,15 @@ def main() -> int:
     ap.add_argument("--workdir", default=None, help="keep the workload here (default: a temporary folder)")
     ap.add_argument("--chunk_preset", default="veryfast",
                     help="x264 preset of the long job's chunk files (process_long_video.py's option)")
+    ap.add_argument("--cuts", choices=["ahead", "inline"], default="ahead",
+                    help="the long job's chunk files: cut ahead at nice 19 where allowed (the default, "
+                         "as the job runs), or in line before each chunk's analysis (to compare)")
     ap.add_argument("--replays", type=int, default=3,
                     help="replays of the forward passes alone, for the floor (median; default 3; "
                          "0: floor in the run only)")
     args = ap.parse_args()
+    if args.cuts == "inline":
+        cutahead.can_restore_priority = lambda: False  # CutAhead then cuts every file in line
     with workdir(args.workdir, "syncnet-bench-") as work:
         args.workdir = str(work)  # the --rss runs share the workload
         return run(args, work)
@@ -245,6 +252,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
     report = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
               "cpu_count": os.cpu_count(), "minutes": args.minutes, "batch_size": args.batch_size,
               "chunk_preset": args.chunk_preset, "replays": args.replays,
+              "cuts": args.cuts if cutahead.can_restore_priority() or args.cuts == "inline" else "inline (not allowed)",
               OPT_OUT: os.environ.get(OPT_OUT), CHOICE: os.environ.get(CHOICE),
               "MALLOC_CONF": os.environ.get("MALLOC_CONF")}
     if args.device.startswith("cuda"):

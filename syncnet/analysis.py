@@ -33,7 +33,7 @@ from .options import FaceOptions
 from .results import write_sync_results
 from .scenes import scene_list_for_pickle
 from .timing import StageTimes
-from .trackfile import evaluate_track_file
+from .trackfile import score_track_files
 from .visualise import draw_visualisation
 from .wav import read_wav, write_wav
 
@@ -257,7 +257,7 @@ class _Analysis:
             self.diagnosis = diagnose(faces, detections.scenes, self.opts, len(self.audio))
         self.model, self.vshift, self.sync_batch = model, vshift, sync_batch
         self.writing: dict[int, TrackVideo] = {}
-        self.outputs: dict[int, TrackOutput] = {}
+        self.crops: dict[int, CropResult] = {}
         if self.tracks or self.given:  # given: the crop pass also writes video.avi
             try:
                 self._crop_pass(detections.n_frames)
@@ -265,7 +265,7 @@ class _Analysis:
                 for video in self.writing.values():
                     video.abort()
                 raise
-        return [self.outputs[i] for i in range(len(self.tracks))]
+        return self._score()
 
     def _crop_pass(self, n_frames: int) -> None:
         if self.ref is not None:  # the reference crops its JPEG frames, whole
@@ -293,7 +293,9 @@ class _Analysis:
     # its tail is left to write.  SyncNet then scores the file as written, decoded
     # (what run_syncnet.py and the reference's run_syncnet score), not the crops in
     # memory: the crop AVI is lossy MPEG-4, and scoring the crops before encoding
-    # moved confidences by about 1% from the scripts' on the same file.
+    # moved confidences by about 1% from the scripts' on the same file.  It scores them
+    # after the crop pass, as run_syncnet.py does: in the middle of it, the pass's
+    # decoder and encoders ran beside SyncNet and slowed it by a quarter.
     def _crops_made(self, i: int, crops: np.ndarray) -> None:
         if i not in self.writing and self.ref is not None:
             track = self.tracks[i]
@@ -308,12 +310,19 @@ class _Analysis:
     def _track_done(self, i: int, result: CropResult) -> None:
         with self.times.stage("write"):
             self.writing.pop(i).close()
-        sync = None
-        if self.model is not None:
+        self.crops[i] = result
+
+    def _score(self) -> list[TrackOutput]:
+        """Each track with its smoothed boxes and, with a model, SyncNet's result on its file."""
+        n = len(self.tracks)
+        syncs: list = [None] * n
+        if self.model is not None and n:
             with self.times.stage("syncnet"):
-                sync = evaluate_track_file(self.stage.track_video(i), self.model, vshift=self.vshift,
-                                           batch_size=self.sync_batch, reference_decode=self.ref is not None)
-        self.outputs[i] = TrackOutput(self.tracks[i], result.x, result.y, result.s, sync)
+                syncs = score_track_files([self.stage.track_video(i) for i in range(n)], self.model,
+                                          vshift=self.vshift, batch_size=self.sync_batch,
+                                          reference_decode=self.ref is not None)
+        return [TrackOutput(self.tracks[i], self.crops[i].x, self.crops[i].y, self.crops[i].s, syncs[i])
+                for i in range(n)]
 
     def write_files(self, detections: Detections, tracks: list[TrackOutput], scored: bool, vshift: int) -> None:
         """The pickles and tracks.json; with SyncNet results, offsets and activesd.pckl."""

@@ -78,14 +78,13 @@ def evaluate_track_file(path: str | Path, model, vshift: int = 15, batch_size: i
 READ_AHEAD_BYTES = 256 << 20
 
 
-def evaluate_tracks(layout: Layout, model, vshift: int = 15, batch_size: int = 20,
-                    report: Callable[[str], None] | None = None, reference_decode: bool = False) -> list:
-    """Every track video of pycrop/R (sorted) -> pywork/R/offsets.txt, offsets.json, activesd.pckl.
+def score_track_files(files: list[Path], model, vshift: int = 15, batch_size: int = 20,
+                      report: Callable[[str], None] | None = None, reference_decode: bool = False) -> list:
+    """SyncNet on each face video, in order.
 
-    The next track's file is decoded while SyncNet runs on the current one (SyncNet
-    leaves the CPU idle while a file decodes); results and reports keep their order.
+    The next file is decoded while SyncNet runs on the current one (SyncNet leaves the
+    CPU idle while a file decodes); results and reports keep their order.
     """
-    files = layout.track_videos()
     results = []
     with ThreadPoolExecutor(1) as pool:
         ahead = None
@@ -95,5 +94,14 @@ def evaluate_tracks(layout: Layout, model, vshift: int = 15, batch_size: int = 2
                 ahead = pool.submit(read_track_file, files[k + 1], READ_AHEAD_BYTES, reference_decode)
             results.append(evaluate_track_file(f, model, vshift=vshift, batch_size=batch_size, report=report,
                                                data=data, reference_decode=reference_decode))
+    return results
+
+
+def evaluate_tracks(layout: Layout, model, vshift: int = 15, batch_size: int = 20,
+                    report: Callable[[str], None] | None = None, reference_decode: bool = False) -> list:
+    """Every track video of pycrop/R (sorted) -> pywork/R/offsets.txt, offsets.json, activesd.pckl."""
+    files = layout.track_videos()
+    results = score_track_files(files, model, vshift=vshift, batch_size=batch_size, report=report,
+                                reference_decode=reference_decode)
     write_sync_results(layout.work_dir, results, [f.name for f in files], vshift)
     return results

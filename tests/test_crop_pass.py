@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -151,3 +152,47 @@ def test_a_bad_track_file_fails_at_its_turn(media_dir, tmp_path):
     with pytest.raises(InputError, match="no audio stream"):
         trackfile.evaluate_tracks(layout, BrightnessLoudnessSyncNet(), report=reports.append)
     assert len(reports) == 1  # the first track was evaluated and reported before the error
+
+
+def _child_commands() -> list[str]:
+    """The command lines of this process's child processes (FFmpeg's)."""
+    out = []
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            pids = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for pid in pids:
+            try:
+                out.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+            except OSError:
+                pass
+    return out
+
+
+def test_syncnet_runs_after_the_crop_pass_not_beside_its_decoder(media_dir, tmp_path):
+    """The long job's chunks (given detections): SyncNet scores the crop videos once the crop
+    pass is over, as run_syncnet.py does, so the pass's decoder (which also encodes
+    video.avi) never runs beside it; results are those of the scripts."""
+    from testkit.doubles import BrightnessLoudnessSyncNet
+
+    clip = media_dir / "talking_25fps_b.mp4"
+    opts = FaceOptions(min_track=10, min_face_size=20)
+    det = analyse_video(clip, Layout(tmp_path / "detect", "r"), opts, detector=DriftingFacesDetector()).detections
+    half = len(det.faces) // 2  # the tracks end mid-video, while the crop pass still decodes
+    det.faces = det.faces[:half] + [[] for _ in det.faces[half:]]
+
+    seen: list[list[str]] = []
+
+    class Watching(BrightnessLoudnessSyncNet):
+        def forward_lip_clip(self, clip_tensor):
+            seen.append(_child_commands())
+            return super().forward_lip_clip(clip_tensor)
+
+    layout = Layout(tmp_path / "given", "r")
+    got = analyse_video(clip, layout, opts, detections=det, model=Watching())
+    assert len(got.tracks) == 2 and seen
+    assert not [c for calls in seen for c in calls if str(clip) in c]
+    scripts = trackfile.evaluate_tracks(layout, BrightnessLoudnessSyncNet())
+    for track, alone in zip(got.tracks, scripts):
+        assert np.array_equal(track.sync.dists, alone.dists) and track.sync.offset == alone.offset
