@@ -57,11 +57,11 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
-    return write_bytes_atomic(path, (json.dumps(obj, indent=2, default=_jsonable) + "\n").encode())
+    return write_bytes_atomic(path, (json.dumps(obj, indent=2, default=json_default) + "\n").encode())
 
 
-def _jsonable(value: Any) -> Any:
-    """numpy scalars and arrays, and paths, as plain JSON values."""
+def json_default(value: Any) -> Any:
+    """numpy scalars and arrays, and paths, as plain JSON values (`json.dumps`'s `default`)."""
     if hasattr(value, "tolist"):
         return value.tolist()
     if isinstance(value, Path):

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from ..errors import InputError
-from ..files import write_bytes_atomic
+from ..files import json_default, write_bytes_atomic
 from .page import report_html
 from .tables import chunk_rows, chunks_csv, console_table, elapsed_line, tracks_csv
 from .timeline import SIZE_PX, timeline_png
@@ -29,13 +29,7 @@ REPORT_FILES = ("report.html", "timeline.png", "chunks.csv", "tracks.csv")
 def plain(summary: dict) -> dict:
     """The summary as it reads back from its JSON file (numpy numbers and paths as JSON values),
     so a report made from the returned dict equals one rebuilt from the file."""
-    def default(value):
-        if hasattr(value, "tolist"):
-            return value.tolist()
-        if isinstance(value, Path):
-            return str(value)
-        raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-    return json.loads(json.dumps(summary, default=default))
+    return json.loads(json.dumps(summary, default=json_default))
 
 
 def write_report(summary: dict, out_dir: str | Path) -> list[Path]:
