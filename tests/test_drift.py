@@ -138,3 +138,23 @@ def test_export_synced_video_refuses_a_drifting_offset_and_keeps_the_chunks(drif
     assert not (out / f"synced_{src.name}").exists()
     assert all((out / "chunks" / f"chunk_{i:03d}.mp4").exists() for i in range(8))
     assert media.probe(out / "chunks" / "chunk_000.mp4").has_audio
+
+
+def test_several_inputs_exit_1_naming_the_one_whose_export_was_refused(drifting_run, tmp_path):
+    """With several inputs, a refused --export_synced_video still exits 1 with its one line,
+    naming the input; the input in sync beside it is exported."""
+    _, _, src = drifting_run
+    in_sync = src.parent / "in_sync.mp4"
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, str(REPO / "tests/doubled.py"), "process_long_video.py",
+                           "--input_video", str(in_sync), str(src), "--output_dir", str(out), "--chunk_duration", "3",
+                           "--overlap", "0", "--min_confidence", "0.5", "--no_visualise", "--no_report",
+                           "--export_synced_video"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith("process_long_video.py: error: drifting.mp4: "), proc.stderr
+    assert "constant offset" in errors[0]
+    dataset = json.loads((out / "dataset_summary.json").read_text())
+    assert [i["status"] for i in dataset["inputs"]] == ["done", "done"]
+    assert (out / "in_sync" / "synced_in_sync.mp4").exists()
+    assert not (out / "drifting" / "synced_drifting.mp4").exists()

@@ -174,17 +174,23 @@ def main(args: argparse.Namespace) -> int:
         print(elapsed)
     if cluster_line:
         print(cluster_line)
-    video = summary["exports"]["synced_video"]
-    if video is not None and video["refused"]:
-        print(f"{os.path.basename(sys.argv[0]) or 'process_long_video.py'}: error: {video['refused']}",
-              file=sys.stderr)
+    refused = refused_export(summary)
+    if refused:
+        print(f"{os.path.basename(sys.argv[0]) or 'process_long_video.py'}: error: {refused}", file=sys.stderr)
         return 1
     return 1 if summary["totals"]["failed"] else 0
+
+
+def refused_export(summary: dict) -> str | None:
+    """Why --export_synced_video was refused (the offset is not constant), if it was."""
+    video = summary.get("exports", {}).get("synced_video")
+    return video["refused"] if video is not None and video["refused"] else None
 
 
 def main_several(args: argparse.Namespace, opts: LongVideoOptions) -> int:
     """Several inputs (files, folders): each into OUTPUT_DIR/<its name>/ as one input would be,
     one after another with the same models; dataset_summary.json over them all."""
+    import os
     import sys
     from pathlib import Path
 
@@ -207,8 +213,13 @@ def main_several(args: argparse.Namespace, opts: LongVideoOptions) -> int:
                                                  precision=args.precision)
         dataset = DatasetSummary.rebuild(out, inputs, opts.result_parameters(), opts.filter_parameters())
 
+        refusals: list[str] = []
+
         def after(source: Path, summary: dict, out_dir: Path) -> None:
             report_files(summary, out_dir, not args.no_report)
+            refused = refused_export(summary)
+            if refused:
+                refusals.append(f"{source.name}: {refused}")
 
         cluster_line = None
         if args.ray is None or not runnable:
@@ -230,8 +241,10 @@ def main_several(args: argparse.Namespace, opts: LongVideoOptions) -> int:
     if cluster_line:
         print(cluster_line)
     print(overview)
+    for line in refusals:
+        print(f"{os.path.basename(sys.argv[0]) or 'process_long_video.py'}: error: {line}", file=sys.stderr)
     t = summary["totals"]
-    return 1 if t["failed"] or t["partial"] or t["incomplete"] or t["pending"] else 0
+    return 1 if refusals or t["failed"] or t["partial"] or t["incomplete"] or t["pending"] else 0
 
 
 def dataset_report(summary: dict, out: Path, write: bool) -> str:
