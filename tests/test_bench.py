@@ -103,6 +103,9 @@ def test_run_py_reports_the_floor_alone_and_in_the_run(bench_tmp):
     assert summary["long_over_chunk_s3fd_frames_per_s"] == pytest.approx(
         summary["long"]["s3fd_frames_per_s"] / summary["chunk"]["s3fd_frames_per_s"], rel=1e-3)
     assert r["floor_ratio"] == r["long"]["floor_ratio"] and r["replays"] == 3
+    from syncnet.jobs.cutahead import can_restore_priority
+
+    assert r["cuts"] == ("ahead" if can_restore_priority() else "inline (not allowed)")  # the job's own way
     for name in ("long", "chunk"):
         s = r[name]
         for key in ("wall_seconds", "floor_seconds", "floor_seconds_inrun", "floor_ratio", "floor_ratio_inrun",
