@@ -106,7 +106,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
-    import os
     import sys
     from pathlib import Path
 
@@ -176,9 +175,17 @@ def main(args: argparse.Namespace) -> int:
         print(cluster_line)
     refused = refused_export(summary)
     if refused:
-        print(f"{os.path.basename(sys.argv[0]) or 'process_long_video.py'}: error: {refused}", file=sys.stderr)
+        print_error(refused)
         return 1
     return 1 if summary["totals"]["failed"] else 0
+
+
+def print_error(line: str) -> None:
+    """One `process_long_video.py: error: ...` line on stderr, as a failed run prints it."""
+    import os
+    import sys
+
+    print(f"{os.path.basename(sys.argv[0]) or 'process_long_video.py'}: error: {line}", file=sys.stderr)
 
 
 def refused_export(summary: dict) -> str | None:
@@ -190,7 +197,6 @@ def refused_export(summary: dict) -> str | None:
 def main_several(args: argparse.Namespace, opts: LongVideoOptions) -> int:
     """Several inputs (files, folders): each into OUTPUT_DIR/<its name>/ as one input would be,
     one after another with the same models; dataset_summary.json over them all."""
-    import os
     import sys
     from pathlib import Path
 
@@ -242,7 +248,7 @@ def main_several(args: argparse.Namespace, opts: LongVideoOptions) -> int:
         print(cluster_line)
     print(overview)
     for line in refusals:
-        print(f"{os.path.basename(sys.argv[0]) or 'process_long_video.py'}: error: {line}", file=sys.stderr)
+        print_error(line)
     t = summary["totals"]
     return 1 if refusals or t["failed"] or t["partial"] or t["incomplete"] or t["pending"] else 0
 
