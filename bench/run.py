@@ -19,6 +19,10 @@ allocator it ran with beside its networks' per-frame rates (`summary` in the JSO
 With --rss, the long scenario also runs in a fresh process at four times the length
 (and at the length itself, unless --only long made this process a fresh run of it),
 and the ratio of their peak RSS is reported.
+With --rounds N, each scenario instead runs N times, each time in a fresh process with
+no replays, the two alternating (long then chunk, then chunk then long, ...): one run
+moves 5-10% on a shared machine, so a comparison within a few percent is read from the
+medians and from the median of the rounds' long/chunk ratios (`summary` in the JSON).
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -166,15 +171,70 @@ def add_floor(res: dict, clocks: tuple[ForwardClock, ForwardClock], replays: int
     res["networks"] = networks
 
 
-def rss_in_subprocess(minutes: float, args) -> float:
+def in_subprocess(only: str, minutes: float, args) -> dict:
+    """One scenario in a fresh process of this script, without replays; its report."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "r.json"
         subprocess.run([sys.executable, __file__, "--minutes", str(minutes), "--device", args.device,
-                        "--batch_size", str(args.batch_size), "--only", "long", "--workdir", args.workdir,
-                        "--chunk_preset", args.chunk_preset, "--cuts", args.cuts,
-                        "--replays", "0",  # only the peak is read
+                        "--batch_size", str(args.batch_size), "--only", only, "--workdir", args.workdir,
+                        "--chunk_preset", args.chunk_preset, "--cuts", args.cuts, "--replays", "0",
                         "--out", str(out)], check=True)
-        return json.loads(out.read_text())["long"]["peak_rss"]["self_mb"]
+        return json.loads(out.read_text())
+
+
+def rss_in_subprocess(minutes: float, args) -> float:
+    return in_subprocess("long", minutes, args)["long"]["peak_rss"]["self_mb"]
+
+
+RATES = ("s3fd_frames_per_s", "syncnet_windows_per_s")
+
+
+def run_rounds(args: argparse.Namespace, work: Path) -> int:
+    """--rounds: both scenarios `args.rounds` times, each in a fresh process, alternating."""
+    make_weights(work)
+    make_workload(work, args.minutes)
+    report = {"device": args.device, "minutes": args.minutes, "batch_size": args.batch_size,
+              "chunk_preset": args.chunk_preset, "cuts": args.cuts, "rounds": []}
+    for k in range(args.rounds):
+        order = ("long", "chunk") if k % 2 == 0 else ("chunk", "long")
+        got = {}
+        for name in order:
+            print(f"round {k + 1}/{args.rounds}: {name}", flush=True)
+            got[name] = in_subprocess(name, args.minutes, args)["summary"][name]
+        one = {"order": list(order), **got}
+        for key in RATES:
+            a, b = got["long"][key], got["chunk"][key]
+            one[f"long_over_chunk_{key}"] = round(a / b, 4) if a and b else None
+        report["rounds"].append(one)
+        print(f"round {k + 1}: " + ", ".join(f"{key} long {got['long'][key]} chunk {got['chunk'][key]}"
+                                             for key in RATES), flush=True)
+    report["summary"] = summarise_rounds(report["rounds"])
+    print("\n" + json.dumps(report["summary"], indent=1))
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+def _median(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return round(statistics.median(values), 4) if values else None
+
+
+def summarise_rounds(rounds: list[dict]) -> dict:
+    """Per scenario the medians over the rounds (the allocator of the first); per rate the
+    median of the rounds' long/chunk ratios and their range."""
+    out = {}
+    for name in ("long", "chunk"):
+        runs = [r[name] for r in rounds]
+        out[name] = {key: _median([r[key] for r in runs])
+                     for key in (*RATES, "realtime_factor", "peak_rss_mb")}
+        out[name]["allocator"] = runs[0]["allocator"]
+    for key in RATES:
+        ratios = [r[f"long_over_chunk_{key}"] for r in rounds if r[f"long_over_chunk_{key}"] is not None]
+        out[f"long_over_chunk_{key}"] = _median(ratios)
+        out[f"long_over_chunk_{key}_range"] = [min(ratios), max(ratios)] if ratios else None
+    out["rounds"] = len(rounds)
+    return out
 
 
 def progress(name: str, res: dict, clocks: tuple[ForwardClock, ForwardClock]) -> None:
@@ -238,12 +298,17 @@ def main() -> int:
     ap.add_argument("--replays", type=int, default=3,
                     help="replays of the forward passes alone, for the floor (median; default 3; "
                          "0: floor in the run only)")
+    ap.add_argument("--rounds", type=int, default=0,
+                    help="run the two scenarios this many times, each in a fresh process, alternating, "
+                         "and report medians (for comparisons within a few percent; no replays, no --rss)")
     args = ap.parse_args()
+    if args.rounds < 0 or (args.rounds and (args.only or args.rss)):
+        ap.error("--rounds takes a positive count, without --only or --rss")
     if args.cuts == "inline":
         cutahead.can_restore_priority = lambda: False  # CutAhead then cuts every file in line
     with workdir(args.workdir, "syncnet-bench-") as work:
-        args.workdir = str(work)  # the --rss runs share the workload
-        return run(args, work)
+        args.workdir = str(work)  # the --rss runs and the rounds share the workload
+        return run_rounds(args, work) if args.rounds else run(args, work)
 
 
 def run(args: argparse.Namespace, work: Path) -> int:

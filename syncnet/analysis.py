@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import pickle
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,7 +155,8 @@ class _ReferenceDecode:
 def analyse_video(videofile: str | Path, layout: Layout, opts: FaceOptions, detector: FaceDetector | None = None,
                   model=None, vshift: int = 15, sync_batch: int = 20, detections: Detections | None = None,
                   audio: np.ndarray | None = None, visualise: bool = False, keep_frames: bool = False,
-                  progress: bool = False, times: StageTimes | None = None) -> VideoAnalysis:
+                  progress: bool = False, times: StageTimes | None = None,
+                  release: Callable[[], None] | None = None) -> VideoAnalysis:
     """One video into the reference's layout: run_pipeline.py, and with a `model` also
     run_syncnet.py (on each crop video as written) and, with `visualise`, run_visualise.py.
 
@@ -164,7 +165,10 @@ def analyse_video(videofile: str | Path, layout: Layout, opts: FaceOptions, dete
     else that changes); `audio` (16 kHz int16, aligned to the first frame) replaces
     reading the file's sound.  Outputs are built in a staging directory and swapped in
     only when complete.  `times` collects wall seconds per stage (detect, crop, syncnet,
-    write, visualise).
+    write, visualise).  `release`, if given, is called between the phases whose buffers
+    differ (after detection, and after SyncNet): the long-running jobs pass
+    `allocator.release_freed_memory`, so that memory one phase freed and the allocator
+    kept for reuse is not still held while the next builds its own (the peak).
     """
     if detections is None and detector is None:
         raise ValueError("analyse_video needs a detector or detections")
@@ -174,7 +178,11 @@ def analyse_video(videofile: str | Path, layout: Layout, opts: FaceOptions, dete
         run.prepare(stage, audio)
         if detections is None:
             detections = run.detect(detector)
+        if release is not None:
+            release()
         tracks = run.crop_and_score(detections, model, vshift, sync_batch)
+        if release is not None and model is not None:
+            release()
         run.write_files(detections, tracks, model is not None, vshift)
         if model is not None and visualise:
             run.visualise(tracks)

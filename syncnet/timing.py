@@ -1,8 +1,8 @@
 """Wall time per stage, exclusive: time spent in a nested stage counts only there.
 
-The long-video job and the benchmark report these; the stages run inside one another
-(SyncNet runs inside the crop pass, as each track completes), so each stage's clock
-pauses while a nested stage runs.  Each thread keeps its own nesting; with chunk
+The long-video job and the benchmark report these; stages may run inside one another
+(a crop video's encode inside the crop pass, a chunk's stages inside the long job's),
+so each stage's clock pauses while a nested stage runs.  Each thread keeps its own nesting; with chunk
 workers running beside detection, the stages' sum exceeds the wall time.
 """
 from __future__ import annotations

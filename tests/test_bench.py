@@ -147,3 +147,27 @@ def test_options_py_warms_up_and_compares_with_the_default(bench_tmp):
         assert v["speedup"] > 0 and "standin_change" in v
         assert [v["known_offset"][k]["offset"] for k in ("-5", "0", "7")] == [-5, 0, 7]
     assert r["variants"][0]["speedup"] == 1.0
+
+
+@needs_shared
+def test_run_py_rounds_alternate_fresh_processes_and_report_medians(bench_tmp):
+    r = smoke("run.py", "--minutes", "0.01", "--rounds", "3", tmp=bench_tmp)
+    rounds = r["rounds"]
+    assert [x["order"] for x in rounds] == [["long", "chunk"], ["chunk", "long"], ["long", "chunk"]]
+    summary = r["summary"]
+    assert summary["rounds"] == 3
+    for key in ("s3fd_frames_per_s", "realtime_factor", "peak_rss_mb"):
+        for name in ("long", "chunk"):
+            values = [x[name][key] for x in rounds]
+            assert all(v > 0 for v in values), (name, key, values)
+            assert summary[name][key] == pytest.approx(statistics.median(values), abs=1e-4)
+    # Each round's ratio is of its own two runs; the summary's is their median, not the ratio of medians.
+    ratios = []
+    for x in rounds:
+        ratios.append(x["long_over_chunk_s3fd_frames_per_s"])
+        assert ratios[-1] == pytest.approx(x["long"]["s3fd_frames_per_s"] / x["chunk"]["s3fd_frames_per_s"],
+                                           rel=1e-3)
+    assert summary["long_over_chunk_s3fd_frames_per_s"] == pytest.approx(statistics.median(ratios), abs=1e-4)
+    assert summary["long_over_chunk_s3fd_frames_per_s_range"] == [min(ratios), max(ratios)]
+    # Fresh processes: each run's peak is its own, so the long job's is not the chunk's.
+    assert len({x["long"]["peak_rss_mb"] for x in rounds} | {x["chunk"]["peak_rss_mb"] for x in rounds}) > 1

@@ -199,3 +199,56 @@ def test_resume_after_sigkill(tmp_path):
     assert resumed["totals"] == clean["totals"]
     assert resumed["detector_frames"] == clean["detector_frames"] == 1000
     assert resumed["timings"]["detector_frames_this_run"] < 1000
+
+
+@pytest.mark.parametrize("job", ["long", "batch"])
+def test_kept_memory_is_released_between_a_chunks_phases(tmp_path, monkeypatch, job):
+    """The long job and the batch runner hand kept memory back after detection and after
+    SyncNet: S3FD's activations are not still held while the crop pass and SyncNet build
+    theirs, nor SyncNet's while the visualisation decodes and encodes (the job's peak)."""
+    import syncnet.analysis
+    from syncnet.jobs import batch, longvideo
+
+    events: list[str] = []
+
+    def note(name):
+        if not events or events[-1] != name:
+            events.append(name)
+
+    class Detector(FixedBoxDetector):
+        def detect_batch(self, images_rgb, conf_th=0.9, scale=0.25):
+            note("detect")
+            return super().detect_batch(images_rgb, conf_th, scale)
+
+    class Model(BrightnessLoudnessSyncNet):
+        def forward_lip_clip(self, clip):
+            note("syncnet")
+            return super().forward_lip_clip(clip)
+
+    def watched(name, fn):
+        def call(*a, **kw):
+            note(name)
+            return fn(*a, **kw)
+        return call
+
+    monkeypatch.setattr(syncnet.analysis, "crop_tracks", watched("crop", syncnet.analysis.crop_tracks))
+    monkeypatch.setattr(syncnet.analysis, "draw_visualisation",
+                        watched("visualise", syncnet.analysis.draw_visualisation))
+    monkeypatch.setattr(longvideo if job == "long" else batch, "release_freed_memory", lambda: note("release"))
+    src = known_offset_clip(tmp_path / "src.mp4", 25.0, 3)
+    if job == "long":
+        summary = process_long_video(src, tmp_path / "out", options(visualise=True), Detector(), Model())
+        assert [c["best_track"]["offset"] for c in summary["chunks"]] == [3, 3]
+        chunks = 2
+    else:
+        rec = batch.analyse_file(src, tmp_path / "out", FaceOptions(min_track=5, min_face_size=10), Detector(),
+                                 Model(), vshift=15, visualise=True)
+        assert rec.tracks[0].offset == 3, rec
+        chunks = 1
+    # Every chunk: detection (the long job's shared pass, before), a release, its crop
+    # pass, a release-free run of SyncNet calls, a release, its visualisation.
+    phases = ["release", "crop", "syncnet", "release", "visualise"]
+    starts = [i for i, e in enumerate(events) if e == "crop"]
+    assert len(starts) == chunks, events
+    for i in starts:
+        assert events[i - 2] == "detect" and events[i - 1:i + 4] == phases, events

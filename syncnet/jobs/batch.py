@@ -119,7 +119,7 @@ def analyse_file(video: Path, out: Path, opts: FaceOptions, detector, model, vsh
     rec = FileRecord(file=video.name, path=str(video))
     try:
         analysis = analyse_video(video, Layout(out, video.stem), opts, detector=detector, model=model,
-                                 vshift=vshift, visualise=visualise)
+                                 vshift=vshift, visualise=visualise, release=release_freed_memory)
         rec.tracks = track_records(video.name, analysis, vshift)
         rec.status = status_of(rec.tracks)
         if not rec.tracks:

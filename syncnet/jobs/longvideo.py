@@ -309,7 +309,8 @@ class LongVideoJob:
             analysis = analyse_video(chunk_file, self.paths.layout(chunk), self.opts.faces, model=self.model,
                                      vshift=self.opts.vshift, sync_batch=self.opts.sync_batch, detections=window,
                                      detector=self.detector if own else None, audio=None if own else sound,
-                                     visualise=self.opts.visualise, times=self.times)
+                                     visualise=self.opts.visualise, times=self.times,
+                                     release=release_freed_memory)
         if own:
             self._detected(analysis.n_frames, round(end * self.opts.faces.frame_rate))
         start, end = round(start, 6), round(end, 6)
