@@ -189,6 +189,12 @@ def rss_in_subprocess(minutes: float, args) -> float:
 RATES = ("s3fd_frames_per_s", "syncnet_windows_per_s")
 
 
+def long_over_chunk(long: dict, chunk: dict) -> dict:
+    """The long job's network rates over the one-video scripts' (None where one is missing)."""
+    return {f"long_over_chunk_{key}": round(long[key] / chunk[key], 4) if long[key] and chunk[key] else None
+            for key in RATES}
+
+
 def run_rounds(args: argparse.Namespace, work: Path) -> int:
     """--rounds: both scenarios `args.rounds` times, each in a fresh process, alternating."""
     make_weights(work)
@@ -201,11 +207,7 @@ def run_rounds(args: argparse.Namespace, work: Path) -> int:
         for name in order:
             print(f"round {k + 1}/{args.rounds}: {name}", flush=True)
             got[name] = in_subprocess(name, args.minutes, args)["summary"][name]
-        one = {"order": list(order), **got}
-        for key in RATES:
-            a, b = got["long"][key], got["chunk"][key]
-            one[f"long_over_chunk_{key}"] = round(a / b, 4) if a and b else None
-        report["rounds"].append(one)
+        report["rounds"].append({"order": list(order), **got, **long_over_chunk(got["long"], got["chunk"])})
         print(f"round {k + 1}: " + ", ".join(f"{key} long {got['long'][key]} chunk {got['chunk'][key]}"
                                              for key in RATES), flush=True)
     report["summary"] = summarise_rounds(report["rounds"])
@@ -275,9 +277,7 @@ def summarise(report: dict) -> dict:
                      "peak_rss_mb": res.get("peak_rss", {}).get("self_mb"),
                      "realtime_factor": res["realtime_factor"]}
     if "long" in out and "chunk" in out:
-        for key in ("s3fd_frames_per_s", "syncnet_windows_per_s"):
-            a, b = out["long"][key], out["chunk"][key]
-            out[f"long_over_chunk_{key}"] = round(a / b, 4) if a and b else None
+        out.update(long_over_chunk(out["long"], out["chunk"]))
     return out
 
 
