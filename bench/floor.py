@@ -63,6 +63,7 @@ class ForwardClock:
         self.calls = 0
         self.items = 0
         self.passes: Counter[Pass] = Counter()
+        self.pass_seconds: Counter[Pass] = Counter()  # in-run seconds of each distinct pass
         self._methods: dict[str, object] = {}  # method name -> the unwrapped bound method
         self._lock = threading.Lock()
 
@@ -89,6 +90,7 @@ class ForwardClock:
                 self.calls += 1
                 self.items += items(x)
                 self.passes[key] += 1
+                self.pass_seconds[key] += dt
             return out
 
         setattr(obj, method, timed)
@@ -122,7 +124,8 @@ class ForwardClock:
                 "calls": sum(replayed.values()), "passes": replayed}
 
     def passes_json(self) -> list[dict]:
-        return [{**p._asdict(), "calls": n} for p, n in sorted(self.passes.items(), key=lambda kv: -kv[1])]
+        return [{**p._asdict(), "calls": n, "seconds": round(self.pass_seconds[p], 4)}
+                for p, n in sorted(self.passes.items(), key=lambda kv: -kv[1])]
 
 
 def _synthetic(p: Pass) -> torch.Tensor:

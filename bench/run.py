@@ -15,7 +15,8 @@ else running (bench/floor.py: same shapes, warmed up, freed memory kept, median 
 where decoding and encoding threads share the cores with them, give `floor_ratio_inrun`.
 Like the scripts, it first re-executes itself with jemalloc preloaded where installed
 (syncnet/allocator.py; SYNCNET_ALLOCATOR=glibc: no preload); each scenario reports the
-allocator it ran with beside its networks' per-frame rates (`summary` in the JSON).
+allocator it ran with beside its networks' per-frame rates (`summary` in the JSON), SyncNet's
+also on its full batches alone (the same work in both scenarios); `machine` names the CPU.
 With --rss, the long scenario also runs in a fresh process at four times the length
 (and at the length itself, unless --only long made this process a fresh run of it),
 and the ratio of their peak RSS is reported.
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import resource
 import statistics
 import subprocess
@@ -81,6 +83,34 @@ def load(device: str, s3fd_path: Path, syncnet_path: Path):
     sync_clock.wrap(model, "forward_lip_clip", items=lambda x: int(x.shape[2]) - 4)
     sync_clock.wrap(model, "forward_aud", items=lambda x: 0)
     return detector, model, s3fd_clock, sync_clock
+
+
+# CPU features that change the networks' speed several-fold (oneDNN picks its kernels by them).
+CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+
+
+def machine() -> dict:
+    """What the figures were measured on.  The 2-core cloud machine is not always the same
+    CPU: the same SyncNet batch has taken from 0.4 to 1.3 CPU-seconds on it, so rates from
+    two reports compare only where these match."""
+    cpu = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("model name", "cpu family", "model", "flags") and key not in cpu:
+                cpu[key] = value.strip()
+            if key == "flags":
+                break
+    except OSError:
+        pass
+    flags = set(cpu.get("flags", "").split())
+    return {"cpu": cpu.get("model name") or platform.processor() or platform.machine(),
+            "cpu_family_model": f"{cpu['cpu family']}/{cpu['model']}" if "cpu family" in cpu and "model" in cpu
+            else None,
+            "cpu_features": [f for f in CPU_FEATURES if f in flags],
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
 
 
 def decode_rate(path: Path) -> float:
@@ -186,7 +216,22 @@ def rss_in_subprocess(minutes: float, args) -> float:
     return in_subprocess("long", minutes, args)["long"]["peak_rss"]["self_mb"]
 
 
-RATES = ("s3fd_frames_per_s", "syncnet_windows_per_s")
+RATES = ("s3fd_frames_per_s", "syncnet_windows_per_s", "syncnet_full_batch_windows_per_s")
+
+
+def full_batch_rate(passes: list[dict]) -> float | None:
+    """SyncNet's windows/s on its full batches alone: the longest lip clip (a full batch is
+    batch size + 4 frames) and the audio batches of as many windows.  Each track ends in a shorter batch whose
+    windows cost more each, and the two scenarios end different numbers of tracks (the
+    long job keeps tracks from 5 frames): on the full batches both rates are of the same work."""
+    lips = [p for p in passes if p["method"] == "forward_lip_clip"]
+    if not lips:
+        return None
+    lip = max(lips, key=lambda p: p["shape"][2])
+    windows = lip["shape"][2] - 4
+    seconds = lip["seconds"] + sum(p["seconds"] for p in passes
+                                   if p["method"] == "forward_aud" and p["shape"][0] == windows)
+    return round(windows * lip["calls"] / seconds, 2) if seconds > 0 else None
 
 
 def long_over_chunk(long: dict, chunk: dict) -> dict:
@@ -199,8 +244,8 @@ def run_rounds(args: argparse.Namespace, work: Path) -> int:
     """--rounds: both scenarios `args.rounds` times, each in a fresh process, alternating."""
     make_weights(work)
     make_workload(work, args.minutes)
-    report = {"device": args.device, "minutes": args.minutes, "batch_size": args.batch_size,
-              "chunk_preset": args.chunk_preset, "cuts": args.cuts, "rounds": []}
+    report = {"device": args.device, "machine": machine(), "minutes": args.minutes,
+              "batch_size": args.batch_size, "chunk_preset": args.chunk_preset, "cuts": args.cuts, "rounds": []}
     for k in range(args.rounds):
         order = ("long", "chunk") if k % 2 == 0 else ("chunk", "long")
         got = {}
@@ -272,6 +317,7 @@ def summarise(report: dict) -> dict:
         res, nets = report[name], report[name].get("networks", {})
         out[name] = {"s3fd_frames_per_s": nets.get("s3fd", {}).get("inrun_frames_per_s"),
                      "syncnet_windows_per_s": nets.get("syncnet", {}).get("inrun_windows_per_s"),
+                     "syncnet_full_batch_windows_per_s": full_batch_rate(nets.get("syncnet", {}).get("passes", [])),
                      "allocator": res["allocator"]["name"], "allocator_library": res["allocator"]["library"],
                      "allocator_settings": res["allocator"]["settings"],
                      "peak_rss_mb": res.get("peak_rss", {}).get("self_mb"),
@@ -314,8 +360,9 @@ def main() -> int:
 def run(args: argparse.Namespace, work: Path) -> int:
     weights = make_weights(work)
     video = make_workload(work, args.minutes)
-    report = {"device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "cpu_count": os.cpu_count(), "minutes": args.minutes, "batch_size": args.batch_size,
+    report = {"device": args.device, "machine": machine(), "torch": torch.__version__,
+              "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "minutes": args.minutes,
+              "batch_size": args.batch_size,
               "chunk_preset": args.chunk_preset, "replays": args.replays,
               "cuts": args.cuts if cutahead.can_restore_priority() or args.cuts == "inline" else "inline (not allowed)",
               OPT_OUT: os.environ.get(OPT_OUT), CHOICE: os.environ.get(CHOICE),

@@ -21,6 +21,9 @@ _spec = importlib.util.spec_from_file_location("bench_floor", REPO / "bench" / "
 floor = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(floor)
 ForwardClock = floor.ForwardClock
+_spec = importlib.util.spec_from_file_location("bench_run", REPO / "bench" / "run.py")
+bench_run = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench_run)
 
 needs_shared = pytest.mark.skipif(not (PARITY / "make_weights.py").exists() or not MEDIA.exists(),
                                   reason="../shared (stand-in weights maker, clips) is not present")
@@ -58,6 +61,10 @@ def test_clock_counts_calls_from_many_threads_and_replays_the_same_passes():
         t.join()
     assert clock.calls == 200 and clock.items == 160 * 2 + 40 * 1
     assert sorted(clock.passes.values()) == [40, 160]
+    assert set(clock.pass_seconds) == set(clock.passes)
+    assert sum(clock.pass_seconds.values()) == pytest.approx(clock.seconds, rel=1e-9)
+    assert [(p["calls"], p["seconds"]) for p in clock.passes_json()] == [
+        (n, round(clock.pass_seconds[p], 4)) for p, n in clock.passes.most_common()]
     in_run = list(net.seen)
     net.seen.clear()
     alone = clock.replay(3)
@@ -65,6 +72,34 @@ def test_clock_counts_calls_from_many_threads_and_replays_the_same_passes():
     assert len(alone["replays"]) == 3 and alone["seconds"] == statistics.median(alone["replays"]) > 0
     # one untimed warm-up call per distinct pass, then 3 replays; same shapes and layouts (channels-last kept)
     assert len(net.seen) == 2 + 3 * 200 and set(net.seen) == set(in_run)
+
+
+def _pass(method: str, shape: list[int], calls: int, seconds: float) -> dict:
+    return {"network": "syncnet", "method": method, "shape": shape, "calls": calls, "seconds": seconds}
+
+
+def test_full_batch_rate_counts_only_the_full_batches_lip_and_audio_passes():
+    lip, aud = "forward_lip_clip", "forward_aud"
+    passes = [_pass(lip, [1, 3, 24, 224, 224], 10, 8.0), _pass(aud, [20, 1, 13, 20], 10, 2.0),
+              _pass(lip, [1, 3, 5, 224, 224], 12, 3.0), _pass(aud, [1, 1, 13, 20], 12, 1.0),
+              _pass(lip, [1, 3, 9, 224, 224], 1, 0.5), _pass(aud, [5, 1, 13, 20], 1, 0.1)]
+    # The full batch (24 frames, 20 windows), though the one-window batches were called more often.
+    assert bench_run.full_batch_rate(passes) == pytest.approx(20 * 10 / (8.0 + 2.0), abs=0.005)
+    # No track long enough for a full batch: the longest clip there is (9 frames, 5 windows).
+    assert bench_run.full_batch_rate(passes[2:]) == pytest.approx(5 * 1 / (0.5 + 0.1), abs=0.005)
+    assert bench_run.full_batch_rate([p for p in passes if p["method"] == aud]) is None
+
+
+def test_machine_names_the_cpu_the_figures_were_measured_on():
+    m = bench_run.machine()
+    assert m["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert m["torch_threads"] == torch.get_num_threads() and m["cpu_count"] == os.cpu_count()
+    cpuinfo = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+    assert m["cpu_features"] == [f for f in bench_run.CPU_FEATURES if f in flags]
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
+    if names:
+        assert m["cpu"] == names[0]
 
 
 def smoke(script: str, *args: str, tmp) -> dict:
@@ -95,11 +130,13 @@ def test_run_py_reports_the_floor_alone_and_in_the_run(bench_tmp):
         assert s["s3fd_frames_per_s"] == nets["s3fd"]["inrun_frames_per_s"] > 0
         assert s["syncnet_windows_per_s"] == nets["syncnet"]["inrun_windows_per_s"]  # None: no window (0.6 s chunk)
         assert s["realtime_factor"] == r[name]["realtime_factor"] and s["peak_rss_mb"] > 0
+        assert s["syncnet_full_batch_windows_per_s"] == bench_run.full_batch_rate(nets["syncnet"]["passes"])
         if jemalloc:  # bench/run.py re-executed itself with it preloaded, as the scripts do
             assert (s["allocator"], s["allocator_library"]) == ("jemalloc", jemalloc), s
         else:
             assert s["allocator"] == ("glibc defaults" if name == "long" else "glibc tuned"), s
-    assert summary["long"]["syncnet_windows_per_s"] > 0
+    assert summary["long"]["syncnet_windows_per_s"] > 0 and summary["long"]["syncnet_full_batch_windows_per_s"] > 0
+    assert r["machine"] == bench_run.machine()
     assert summary["long_over_chunk_s3fd_frames_per_s"] == pytest.approx(
         summary["long"]["s3fd_frames_per_s"] / summary["chunk"]["s3fd_frames_per_s"], rel=1e-3)
     assert r["floor_ratio"] == r["long"]["floor_ratio"] and r["replays"] == 3
@@ -125,6 +162,7 @@ def test_run_py_reports_the_floor_alone_and_in_the_run(bench_tmp):
         assert s["floor_seconds"] == pytest.approx(sum(n["isolated_seconds"] for n in nets.values()), abs=2e-3)
         for net, n in nets.items():
             assert n["replayed_calls"] == n["calls"] == sum(p["calls"] for p in n["passes"]), (name, net)
+            assert n["inrun_seconds"] == pytest.approx(sum(p["seconds"] for p in n["passes"]), abs=1e-3)
             assert len(n["replay_seconds"]) == 3
             assert n["isolated_seconds"] == pytest.approx(statistics.median(n["replay_seconds"]), abs=2e-3)
         assert nets["s3fd"]["calls"] > 0 and nets["s3fd"]["isolated_frames_per_s"] > 0
@@ -155,7 +193,8 @@ def test_run_py_rounds_alternate_fresh_processes_and_report_medians(bench_tmp):
     rounds = r["rounds"]
     assert [x["order"] for x in rounds] == [["long", "chunk"], ["chunk", "long"], ["long", "chunk"]]
     summary = r["summary"]
-    assert summary["rounds"] == 3
+    assert summary["rounds"] == 3 and r["machine"] == bench_run.machine()
+    assert "long_over_chunk_syncnet_full_batch_windows_per_s" in summary  # None: no window in the 0.6 s chunk
     for key in ("s3fd_frames_per_s", "realtime_factor", "peak_rss_mb"):
         for name in ("long", "chunk"):
             values = [x[name][key] for x in rounds]
