@@ -19,7 +19,7 @@ allocator it ran with beside its networks' per-frame rates (`summary` in the JSO
 also on its full batches alone (the same work in both scenarios); `machine` names the CPU.
 With --rss, the long scenario also runs in a fresh process at four times the length
 (and at the length itself, unless --only long made this process a fresh run of it),
-and the ratio of their peak RSS is reported.
+and the ratio of their peak RSS is reported, with each run's peaks chunk by chunk (ChunkPeaks).
 With --rounds N, each scenario instead runs N times, each time in a fresh process with
 no replays, the two alternating (long then chunk, then chunk then long, ...): one run
 moves 5-10% on a shared machine, so a comparison within a few percent is read from the
@@ -63,8 +63,71 @@ from syncnet.timing import StageTimes  # noqa: E402
 from syncnet.trackfile import evaluate_tracks  # noqa: E402
 
 
+def _vm_hwm_mb() -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+_peak_reset_mb = 0.0  # the largest peak RSS that a ChunkPeaks reset took out of getrusage's
+
+
+class ChunkPeaks:
+    """The long job's peak RSS chunk by chunk: read when each chunk is recorded, then reset
+    (Linux: writing 5 to /proc/self/clear_refs), so each is the peak since the last chunk.
+    A flat memory profile shows as peaks that do not rise with the chunk's index, in one run.
+    The reset also lowers what getrusage reports: `peak_rss_mb` adds back what it took."""
+
+    def __init__(self):
+        self.peaks: list[float] = []
+        self._record = None
+
+    def _reset(self) -> bool:
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+            return True
+        except OSError:
+            return False
+
+    def __enter__(self) -> ChunkPeaks:
+        from syncnet.jobs.longvideo import LongVideoJob
+
+        if _vm_hwm_mb() is None or not self._reset():
+            return self  # not Linux, or not allowed: no per-chunk peaks
+        self._record = original = LongVideoJob.record
+
+        def record(job, index, *args, **kwargs):
+            global _peak_reset_mb
+            out = original(job, index, *args, **kwargs)
+            mb = _vm_hwm_mb()
+            self.peaks.append(round(mb, 1))
+            _peak_reset_mb = max(_peak_reset_mb, mb)
+            self._reset()
+            return out
+
+        LongVideoJob.record = record
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._record is not None:
+            from syncnet.jobs.longvideo import LongVideoJob
+
+            LongVideoJob.record = self._record
+
+    def report(self) -> dict:
+        """The peaks, and the least-squares slope of peak against chunk index (MB per chunk)."""
+        slope = None
+        if len(self.peaks) >= 2:
+            slope = round(statistics.linear_regression(range(len(self.peaks)), self.peaks).slope, 2)
+        return {"mb": self.peaks, "slope_mb_per_chunk": slope}
+
+
 def peak_rss_mb() -> dict:
-    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    self_kb = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, _peak_reset_mb * 1024)
     child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return {"self_mb": round(self_kb / 1024, 1), "largest_child_mb": round(child_kb / 1024, 1)}
 
@@ -133,7 +196,8 @@ def scenario_long(video: Path, device: str, weights, batch: int, out_dir: Path,
     opts = LongVideoOptions(faces=FaceOptions(min_track=5, min_face_size=10, batch_size=batch), visualise=True,
                             chunk_preset=chunk_preset)
     t0 = time.perf_counter()
-    summary = process_long_video(video, out_dir, opts, detector, model, force=True)
+    with ChunkPeaks() as chunk_peaks:
+        summary = process_long_video(video, out_dir, opts, detector, model, force=True)
     wall = time.perf_counter() - t0
     t = summary["timings"]
     frames = summary["detector_frames"]
@@ -145,7 +209,8 @@ def scenario_long(video: Path, device: str, weights, batch: int, out_dir: Path,
             "detector_frames_ratio": round(frames / summary["source_frames"], 4),
             "syncnet_windows": sync_clock.items, "realtime_factor": round(info.duration / wall, 3),
             "chunks": summary["totals"]["chunks"], "tracks": sum(len(c["tracks"]) for c in summary["chunks"]),
-            "stages": stages, "peak_rss": peak_rss_mb()}, (s3fd_clock, sync_clock)
+            "stages": stages, "peak_rss": peak_rss_mb(),
+            "chunk_peak_rss": chunk_peaks.report()}, (s3fd_clock, sync_clock)
 
 
 def scenario_chunk(video: Path, device: str, weights, batch: int,
@@ -212,8 +277,10 @@ def in_subprocess(only: str, minutes: float, args) -> dict:
         return json.loads(out.read_text())
 
 
-def rss_in_subprocess(minutes: float, args) -> float:
-    return in_subprocess("long", minutes, args)["long"]["peak_rss"]["self_mb"]
+def rss_in_subprocess(minutes: float, args) -> dict:
+    """The long scenario's peak RSS in a fresh process, and its chunks' peaks."""
+    long = in_subprocess("long", minutes, args)["long"]
+    return {"peak_mb": long["peak_rss"]["self_mb"], "chunk_peak_rss": long["chunk_peak_rss"]}
 
 
 RATES = ("s3fd_frames_per_s", "syncnet_windows_per_s", "syncnet_full_batch_windows_per_s")
@@ -415,9 +482,13 @@ def run(args: argparse.Namespace, work: Path) -> int:
     report["rss_ratio"] = None
     if args.rss:
         # This process ran the long scenario alone (--only long): its peak is the small one.
-        small = report["long"]["peak_rss"]["self_mb"] if args.only == "long" else rss_in_subprocess(args.minutes, args)
-        large = rss_in_subprocess(args.minutes * 4, args)
-        report["rss_mb"] = {f"{args.minutes:g}min": small, f"{4 * args.minutes:g}min": large}
+        runs = {f"{args.minutes:g}min": {"peak_mb": report["long"]["peak_rss"]["self_mb"],
+                                          "chunk_peak_rss": report["long"]["chunk_peak_rss"]}
+                if args.only == "long" else rss_in_subprocess(args.minutes, args),
+                f"{4 * args.minutes:g}min": rss_in_subprocess(args.minutes * 4, args)}
+        small, large = (run["peak_mb"] for run in runs.values())
+        report["rss_mb"] = {label: run["peak_mb"] for label, run in runs.items()}
+        report["rss_chunk_peaks"] = {label: run["chunk_peak_rss"] for label, run in runs.items()}
         report["rss_ratio"] = round(large / small, 4)
         print(f"peak RSS {small} MB at {args.minutes:g} min, {large} MB at {4 * args.minutes:g} min: "
               f"ratio {report['rss_ratio']}")

@@ -102,6 +102,38 @@ def test_machine_names_the_cpu_the_figures_were_measured_on():
         assert m["cpu"] == names[0]
 
 
+def _touch(mb: int) -> None:
+    """RSS up by `mb` MB, then back (an anonymous mapping, whatever the allocator keeps)."""
+    import mmap
+
+    if mb == 0:
+        return
+    m = mmap.mmap(-1, mb << 20)
+    for i in range(0, mb << 20, 4096):
+        m[i] = 1
+    m.close()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="Linux only")
+def test_chunk_peaks_are_each_chunks_own_peak(monkeypatch):
+    from syncnet.jobs.longvideo import LongVideoJob
+
+    sizes = [0, 400, 0, 0]
+    monkeypatch.setattr(LongVideoJob, "record", lambda job, index, *a, **k: _touch(sizes[index]))
+    with bench_run.ChunkPeaks() as peaks:
+        for i in range(len(sizes)):
+            LongVideoJob.record(None, i)
+    mb = peaks.report()["mb"]
+    assert len(mb) == 4
+    assert mb[1] - mb[0] > 350  # the second chunk's 400 MB
+    assert abs(mb[2] - mb[0]) < 100 and abs(mb[3] - mb[0]) < 100  # reset after it: not carried on
+    assert peaks.report()["slope_mb_per_chunk"] == pytest.approx(
+        statistics.linear_regression(range(4), mb).slope, abs=0.01)
+    assert bench_run.peak_rss_mb()["self_mb"] >= mb[1]  # the reset did not lose the process's peak
+    LongVideoJob.record(None, 1)  # unwrapped on exit: not counted
+    assert len(peaks.peaks) == 4
+
+
 def smoke(script: str, *args: str, tmp) -> dict:
     out = tmp / f"{script}.json"
     proc = subprocess.run([sys.executable, str(REPO / "bench" / script), "--device", "cpu", "--out", str(out),
@@ -169,10 +201,25 @@ def test_run_py_reports_the_floor_alone_and_in_the_run(bench_tmp):
         assert nets["s3fd"]["inrun_frames_per_s"] > 0
         assert {p["network"] for p in nets["s3fd"]["passes"]} == {"s3fd"}
     assert r["long"]["networks"]["s3fd"]["frames"] == r["long"]["detector_frames"]
+    chunk_peaks = r["long"]["chunk_peak_rss"]["mb"]
+    assert len(chunk_peaks) == r["long"]["chunks"] and 0 < max(chunk_peaks) <= r["long"]["peak_rss"]["self_mb"]
     sync = r["long"]["networks"]["syncnet"]  # the long job's min_track 5 keeps a track of 0.6 s
     assert sync["calls"] > 0 and sync["windows"] == r["long"]["syncnet_windows"] > 0
     assert sync["isolated_windows_per_s"] > 0 and sync["inrun_windows_per_s"] > 0
     assert {p["method"] for p in sync["passes"]} == {"forward_lip_clip", "forward_aud"}
+
+
+@needs_shared
+def test_run_py_rss_compares_two_lengths_with_their_chunks_peaks(bench_tmp):
+    r = smoke("run.py", "--minutes", "0.01", "--only", "long", "--rss", "--replays", "0", tmp=bench_tmp)
+    assert list(r["rss_mb"]) == ["0.01min", "0.04min"]
+    small, large = r["rss_mb"].values()
+    assert small == r["long"]["peak_rss"]["self_mb"]  # --only long: this process's run is the short one
+    assert r["rss_ratio"] == pytest.approx(large / small, abs=1e-4)
+    peaks = r["rss_chunk_peaks"]
+    assert peaks["0.01min"] == r["long"]["chunk_peak_rss"]
+    assert len(peaks["0.01min"]["mb"]) == 1 and len(peaks["0.04min"]["mb"]) >= 1  # 0.6 s and 2.4 s: a chunk each
+    assert max(peaks["0.04min"]["mb"]) <= large
 
 
 @needs_shared
