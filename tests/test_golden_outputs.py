@@ -7,11 +7,11 @@ and the visualisation, and the batch job over two of its chunks.  What may diffe
 between runs is taken out first: timings, the temporary folder's path; floats are
 compared to 6 significant digits (another CPU may round the last bits of a
 reduction differently).  Media files are compared byte for byte, except the
-visualisation (video_out.avi): it is drawn on a decode of the MPEG-4 video.avi, and
-FFmpeg's MPEG-4 decoding is not bit-exact across CPUs (its output differed between
-the Xeon the goldens were made on and an AVX2-only EPYC, every other file being equal),
-so for it only its frame count and size are pinned (tests/test_visualise.py checks the
-drawing).  Everything else, key order included, must be equal.
+visualisation (video_out.avi): it alone is made from a decode of an MPEG-4 file
+(video.avi), and its bytes differed between the Xeon the goldens were made on and an
+AVX2-only EPYC while every other file, and every box and label drawn on it, was equal.
+So for it only its frame count and size are pinned (tests/test_visualise.py checks
+the drawing).  Everything else, key order included, must be equal.
 
 To remake the goldens after a deliberate change of an output format:
     SYNCNET_REMAKE_GOLDEN=1 .venv/bin/python -m pytest tests/test_golden_outputs.py
@@ -109,7 +109,7 @@ def _media_signature(path: Path):
     """Chunk files, WAVs, video.avi and crop AVIs by content: byte for byte those of the
     earlier code (x264 and FFmpeg's MPEG-4 encoder are deterministic, and their inputs
     come from bit-exact H.264 decoding).  video_out.avi by its frames and size (its input
-    is a decode of MPEG-4, which depends on the CPU: see the module's docstring)."""
+    is a decode of MPEG-4, and its bytes depend on the CPU: see the module's docstring)."""
     if path.name == "video_out.avi":
         info = media.probe(path)
         return {"frames": info.n_frames, "size": list(info.display_size)}
