@@ -6,12 +6,7 @@ test doubles), on a generated clip with a known offset: the long job with a filt
 and the visualisation, and the batch job over two of its chunks.  What may differ
 between runs is taken out first: timings, the temporary folder's path; floats are
 compared to 6 significant digits (another CPU may round the last bits of a
-reduction differently).  Media files are compared byte for byte, except the
-visualisation (video_out.avi): it alone is made from a decode of an MPEG-4 file
-(video.avi), and its bytes differed between the Xeon the goldens were made on and an
-AVX2-only EPYC while every other file, and every box and label drawn on it, was equal.
-So for it only its frame count and size are pinned (tests/test_visualise.py checks
-the drawing).  Everything else, key order included, must be equal.
+reduction differently).  Everything else, key order included, must be equal.
 
 To remake the goldens after a deliberate change of an output format:
     SYNCNET_REMAKE_GOLDEN=1 .venv/bin/python -m pytest tests/test_golden_outputs.py
@@ -31,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from syncnet import media
 from testkit.doubles import known_offset_clip
 from tests.conftest import REPO
 
@@ -105,25 +99,15 @@ def test_batch_summary(runs):
     _check("batch_processing_summary.json", _normal(summary, {str(runs["root"]): "<ROOT>"}))
 
 
-def _media_signature(path: Path):
-    """Chunk files, WAVs, video.avi and crop AVIs by content: byte for byte those of the
-    earlier code (x264 and FFmpeg's MPEG-4 encoder are deterministic, and their inputs
-    come from bit-exact H.264 decoding).  video_out.avi by its frames and size (its input
-    is a decode of MPEG-4, and its bytes depend on the CPU: see the module's docstring)."""
-    if path.name == "video_out.avi":
-        info = media.probe(path)
-        return {"frames": info.n_frames, "size": list(info.display_size)}
-    if path.suffix in (".mp4", ".wav", ".avi"):
-        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    return None
-
-
 @pytest.mark.parametrize("job", ["long", "batch"])
 def test_per_video_files(runs, job):
     """Every chunk's / file's pickles, tracks.json and offsets, and the list of files written."""
     data = runs[job] / ("syncnet_data" if job == "long" else "")
     files = sorted(p for p in runs[job].rglob("*") if p.is_file() and p.name != ".syncnet.lock")
-    out = {"files": {str(p.relative_to(runs[job])): _media_signature(p) for p in files}}
+    # Media files by content: chunk files, WAVs, crop and visualisation AVIs are byte-for-byte
+    # those of the earlier code (x264 and FFmpeg's MPEG-4 encoder are deterministic).
+    out = {"files": {str(p.relative_to(runs[job])): hashlib.sha256(p.read_bytes()).hexdigest()[:16]
+                     if p.suffix in (".mp4", ".wav", ".avi") else None for p in files}}
     for work in sorted((data / "pywork").iterdir()):
         entry = {"offsets.txt": (work / "offsets.txt").read_text(),
                  "offsets.json": json.loads((work / "offsets.json").read_text()),
