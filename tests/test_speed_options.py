@@ -95,21 +95,52 @@ def test_bf16_syncnet_stays_close_to_the_reference(parity_dir, syncnet_weights):
     assert abs(r.confidence - expected["confidence"]) < 0.1
 
 
+def _s3fd_maps(detector, frames_rgb: np.ndarray, precision: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every prior's pixel box and face score for `frames_rgb` at scale 0.25, the network
+    run at `precision`."""
+    import cv2
+
+    from detectors.s3fd import box_utils
+    from syncnet.precision import autocast
+
+    h, w = frames_rgb.shape[1:3]
+    small = np.stack([cv2.resize(np.ascontiguousarray(f), (0, 0), fx=0.25, fy=0.25) for f in frames_rgb])
+    x = torch.from_numpy(small.astype(np.float32) - np.array([123.0, 117.0, 104.0], np.float32))
+    x = x.permute(0, 3, 1, 2).contiguous()
+    with torch.inference_mode(), autocast(torch.device("cpu"), precision):
+        loc, conf, sizes = detector.net(x)
+    priors = box_utils.prior_boxes(x.shape[2], x.shape[3], sizes, "cpu")
+    boxes = torch.stack([box_utils.decode(one.float(), priors) for one in loc]).numpy()
+    return boxes * np.array([w, h, w, h], np.float32), conf[..., 1].float().numpy()
+
+
 def test_bf16_s3fd_finds_the_same_faces(parity_dir, s3fd_face_weights, media_dir):
-    """On real frames with the face-biased stand-in: the same boxes within a few pixels."""
+    """On real frames with the face-biased stand-in, bf16 moves every prior's face score by
+    less than 0.02 and, where fp32 scores above 0.5, its box by less than 4 px (measured on
+    an AVX2 CPU: 0.0094 and 1.2 px); and each box the bf16 detector keeps is one of those.
+
+    Which boxes NMS keeps is not compared: the stand-in's scores are dense (0.80-0.92 on a
+    frame), so nearly every kept box beats a box it overlaps by less than bf16's error, and
+    the other precision, or another CPU's kernels, may keep that one instead.
+    """
     from detectors import S3FD
     from syncnet import media
 
-    frames = next(media.iter_frames(media_dir / "talking_25fps_a.mp4", batch_size=4))
-    fp32 = S3FD(s3fd_face_weights).detect_batch(frames[..., ::-1], conf_th=0.9, scale=0.25)
-    bf16 = S3FD(s3fd_face_weights, precision="bf16").detect_batch(frames[..., ::-1], conf_th=0.9, scale=0.25)
-    matched = 0
-    for a, b in zip(fp32, bf16):
-        for box in a:
-            if len(b) and np.abs(b[:, :4] - box[:4]).max(axis=1).min() < 4.0:
-                matched += 1
-    assert sum(len(a) for a in fp32) > 0
-    assert matched >= 0.8 * sum(len(a) for a in fp32)
+    frames = next(media.iter_frames(media_dir / "talking_25fps_a.mp4", batch_size=4))[..., ::-1]
+    fp32, bf16 = S3FD(s3fd_face_weights), S3FD(s3fd_face_weights, precision="bf16")
+    boxes32, scores32 = _s3fd_maps(fp32, frames, "fp32")
+    boxes16, scores16 = _s3fd_maps(bf16, frames, "bf16")
+    score_error = np.abs(scores16 - scores32).max()
+    assert 1e-4 < score_error < 0.02  # bf16 did run (fp32 kernels differ by ~1e-6), and stayed close
+    faces = scores32 > 0.5
+    assert faces.sum() > 100
+    assert np.abs(boxes16 - boxes32)[faces].max() < 4.0
+    kept = bf16.detect_batch(frames, conf_th=0.8, scale=0.25)
+    assert sum(len(k) for k in kept) > 0
+    for boxes, priors, scores in zip(kept, boxes32, scores32):
+        for box in boxes:
+            near = np.abs(priors - box[:4]).max(axis=1) < 4.0
+            assert (near & (np.abs(scores - box[4]) < 0.02)).any(), box
 
 
 def test_fp16_on_the_cpu_is_one_clear_line(tmp_path, syncnet_weights):
