@@ -30,6 +30,9 @@ import numpy as np
 import torch
 from pysat.solvers import Solver
 
+from detectors.s3fd import box_utils
+from syncnet.precision import autocast
+
 DETECT_OVERLAP = 0.3  # the reference's Detect(nms_thresh)
 FINAL_OVERLAP = 0.1  # detect_faces' nms_(bboxes, 0.1)
 DETECT_TOP_K = 750  # rows of Detect's output
@@ -48,36 +51,31 @@ class Candidates:
     scale: np.ndarray
 
 
-def _priors(imh: int, imw: int, sizes) -> torch.Tensor:
-    rows = []
-    for k, (fh, fw) in enumerate(sizes):
-        step, min_size = (4, 8, 16, 32, 64, 128)[k], (16, 32, 64, 128, 256, 512)[k]
-        j, i = np.meshgrid(np.arange(fw), np.arange(fh))
-        cx, cy = (j.ravel() + 0.5) / (imw / step), (i.ravel() + 0.5) / (imh / step)
-        rows.append(np.stack([cx, cy, np.full_like(cx, min_size / imw), np.full_like(cy, min_size / imh)], 1))
-    return torch.from_numpy(np.concatenate(rows).astype(np.float32))
+def prior_maps(net: torch.nn.Module, images_rgb: np.ndarray, scale: float,
+               precision: str = "fp32") -> tuple[np.ndarray, np.ndarray]:
+    """Every prior's box (relative to the scaled input) and face score, (B, P, 4) and (B, P),
+    for same-size RGB images: the reference's preprocessing (resize, BGR means subtracted
+    from RGB channels), the network at `precision`, the published decoding; no NMS."""
+    small = np.stack([cv2.resize(np.ascontiguousarray(im), dsize=(0, 0), fx=scale, fy=scale,
+                                 interpolation=cv2.INTER_LINEAR) for im in images_rgb])
+    x = torch.from_numpy(small.astype(np.float32) - BGR_MEAN[::-1]).permute(0, 3, 1, 2).contiguous()
+    with torch.inference_mode(), autocast(torch.device("cpu"), precision):
+        loc, conf, sizes = net(x)
+    priors = box_utils.prior_boxes(x.shape[2], x.shape[3], sizes, "cpu")
+    boxes = torch.stack([box_utils.decode(one.float(), priors) for one in loc])
+    return boxes.numpy(), conf[..., 1].float().numpy()
 
 
 def candidates(net: torch.nn.Module, image_rgb: np.ndarray, conf_th: float, scales) -> Candidates:
-    """The reference's preprocessing, network and decoding, with no NMS."""
+    """Every prior of every scale scoring above `conf_th`, before any NMS."""
     h, w = image_rgb.shape[:2]
     size = np.array([w, h, w, h], np.float32)
     parts = []
     for k, s in enumerate(scales):
-        scaled = cv2.resize(image_rgb, dsize=(0, 0), fx=s, fy=s, interpolation=cv2.INTER_LINEAR)
-        bgr = scaled[..., ::-1].astype(np.float32) - BGR_MEAN  # the reference subtracts BGR means ...
-        x = torch.from_numpy(np.ascontiguousarray(bgr[..., ::-1].transpose(2, 0, 1)))[None]  # ... then feeds RGB
-        with torch.inference_mode():
-            loc, conf, sizes = net(x)
-        loc, face = loc[0], conf[0, :, 1]
-        priors = _priors(x.shape[2], x.shape[3], sizes)
-        boxes = torch.cat((priors[:, :2] + loc[:, :2] * 0.1 * priors[:, 2:],
-                           priors[:, 2:] * torch.exp(loc[:, 2:] * 0.2)), 1)
-        boxes[:, :2] -= boxes[:, 2:] / 2
-        boxes[:, 2:] += boxes[:, :2]
-        keep = (face > conf_th).numpy()
-        rel = boxes.numpy()[keep]
-        parts.append((rel, (rel * size).astype(np.float64), face.numpy()[keep], np.full(int(keep.sum()), k)))
+        boxes, face = prior_maps(net, image_rgb[None], s)
+        keep = face[0] > conf_th
+        rel = boxes[0][keep]
+        parts.append((rel, (rel * size).astype(np.float64), face[0][keep], np.full(int(keep.sum()), k)))
     return Candidates(*(np.concatenate(p) for p in zip(*parts)))
 
 

@@ -95,25 +95,6 @@ def test_bf16_syncnet_stays_close_to_the_reference(parity_dir, syncnet_weights):
     assert abs(r.confidence - expected["confidence"]) < 0.1
 
 
-def _s3fd_maps(detector, frames_rgb: np.ndarray, precision: str) -> tuple[np.ndarray, np.ndarray]:
-    """Every prior's pixel box and face score for `frames_rgb` at scale 0.25, the network
-    run at `precision`."""
-    import cv2
-
-    from detectors.s3fd import box_utils
-    from syncnet.precision import autocast
-
-    h, w = frames_rgb.shape[1:3]
-    small = np.stack([cv2.resize(np.ascontiguousarray(f), (0, 0), fx=0.25, fy=0.25) for f in frames_rgb])
-    x = torch.from_numpy(small.astype(np.float32) - np.array([123.0, 117.0, 104.0], np.float32))
-    x = x.permute(0, 3, 1, 2).contiguous()
-    with torch.inference_mode(), autocast(torch.device("cpu"), precision):
-        loc, conf, sizes = detector.net(x)
-    priors = box_utils.prior_boxes(x.shape[2], x.shape[3], sizes, "cpu")
-    boxes = torch.stack([box_utils.decode(one.float(), priors) for one in loc]).numpy()
-    return boxes * np.array([w, h, w, h], np.float32), conf[..., 1].float().numpy()
-
-
 def test_bf16_s3fd_finds_the_same_faces(parity_dir, s3fd_face_weights, media_dir):
     """On real frames with the face-biased stand-in, bf16 moves every prior's face score by
     less than 0.02 and, where fp32 scores above 0.5, its box by less than 4 px (measured on
@@ -125,11 +106,15 @@ def test_bf16_s3fd_finds_the_same_faces(parity_dir, s3fd_face_weights, media_dir
     """
     from detectors import S3FD
     from syncnet import media
+    from tests.nms_ties import prior_maps
 
     frames = next(media.iter_frames(media_dir / "talking_25fps_a.mp4", batch_size=4))[..., ::-1]
-    fp32, bf16 = S3FD(s3fd_face_weights), S3FD(s3fd_face_weights, precision="bf16")
-    boxes32, scores32 = _s3fd_maps(fp32, frames, "fp32")
-    boxes16, scores16 = _s3fd_maps(bf16, frames, "bf16")
+    bf16 = S3FD(s3fd_face_weights, precision="bf16")
+    h, w = frames.shape[1:3]
+    size = np.array([w, h, w, h], np.float32)
+    boxes32, scores32 = prior_maps(bf16.net, frames, 0.25, "fp32")
+    boxes16, scores16 = prior_maps(bf16.net, frames, 0.25, "bf16")
+    boxes32, boxes16 = boxes32 * size, boxes16 * size
     score_error = np.abs(scores16 - scores32).max()
     assert 1e-4 < score_error < 0.02  # bf16 did run (fp32 kernels differ by ~1e-6), and stayed close
     faces = scores32 > 0.5
