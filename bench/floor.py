@@ -14,6 +14,7 @@ keep denormals out), so only what shapes the work is copied.
 from __future__ import annotations
 
 import contextlib
+import copy
 import gc
 import os
 import statistics
@@ -23,6 +24,7 @@ from collections import Counter
 from typing import NamedTuple
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from syncnet import allocator
 
@@ -65,17 +67,27 @@ class ForwardClock:
         self.passes: Counter[Pass] = Counter()
         self.pass_seconds: Counter[Pass] = Counter()  # in-run seconds of each distinct pass
         self._methods: dict[str, object] = {}  # method name -> the unwrapped bound method
+        self._meta: dict[str, torch.nn.Module] = {}  # method name -> a weightless copy of its network
         self._lock = threading.Lock()
 
     def _sync(self) -> None:
         if self.device.startswith("cuda"):
             torch.cuda.synchronize()
 
-    def wrap(self, obj, method: str, items=lambda x: int(x.shape[0])) -> None:
+    def wrap(self, obj, method: str, items=lambda x: int(x.shape[0]), network: torch.nn.Module | None = None) -> None:
         """Replace `obj.method` by a timed call; `items(x)` counts what one call computes
-        (frames, windows)."""
+        (frames, windows).  `network` (`obj` when it is a module) is the module whose
+        method of that name does the arithmetic: a copy of it on the meta device counts the
+        passes' FLOPs (`flops`)."""
         fn = getattr(obj, method)
         self._methods[method] = fn
+        network = obj if network is None and isinstance(obj, torch.nn.Module) else network
+        if network is not None:
+            same = next((m for m in self._meta.values() if getattr(m, "_copied_from", None) == id(network)), None)
+            if same is None:
+                same = copy.deepcopy(network).to("meta")  # before the wrapper is set on it
+                same._copied_from = id(network)
+            self._meta[method] = same
 
         def timed(x, *args, **kwargs):
             key = Pass(self.network, method, tuple(x.shape), tuple(x.stride()),
@@ -123,9 +135,44 @@ class ForwardClock:
         return {"seconds": statistics.median(times) if times else None, "replays": times,
                 "calls": sum(replayed.values()), "passes": replayed}
 
+    def flops(self) -> dict[Pass, int]:
+        """FLOPs of one call of each distinct pass: convolutions and matrix products, two per
+        multiply-add, as torch's FlopCounterMode counts them, on the network's meta copy
+        (shapes only, no arithmetic).  Passes of a method without a network are left out."""
+        out = {}
+        for p in self.passes:
+            net = self._meta.get(p.method)
+            if net is None:
+                continue
+            x = torch.empty_strided(p.shape, p.stride, dtype=getattr(torch, p.dtype), device="meta")
+            with FlopCounterMode(display=False) as counter, torch.inference_mode():
+                getattr(net, p.method)(x)
+            out[p] = counter.get_total_flops()
+        return out
+
     def passes_json(self) -> list[dict]:
-        return [{**p._asdict(), "calls": n, "seconds": round(self.pass_seconds[p], 4)}
+        flops = self.flops()
+        return [{**p._asdict(), "calls": n, "seconds": round(self.pass_seconds[p], 4),
+                 "gflop_per_call": round(flops[p] / 1e9, 4) if p in flops else None}
                 for p, n in sorted(self.passes.items(), key=lambda kv: -kv[1])]
+
+
+def matmul_gflops(device: str = "cpu", n: int = 2048, repeats: int = 5) -> float:
+    """The machine's dense arithmetic rate: GFLOPS of an n x n float32 matrix product (torch's
+    BLAS, every thread), median of `repeats` after one warm-up.  A network whose convolutions
+    run at about this rate is bound by the arithmetic itself, not by how it is called."""
+    a = torch.rand(n, n, device=device)
+    b = torch.rand(n, n, device=device)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        sync()
+        t0 = time.perf_counter()
+        a @ b
+        sync()
+        times.append(time.perf_counter() - t0)
+    return 2 * n ** 3 / statistics.median(times) / 1e9
 
 
 def _synthetic(p: Pass) -> torch.Tensor:

@@ -49,7 +49,7 @@ if __name__ == "__main__":  # as the scripts do, before torch is imported: the s
     preload_and_reexec()
 
 import torch  # noqa: E402
-from floor import ForwardClock, best_conditions, freed_memory_kept  # noqa: E402
+from floor import ForwardClock, best_conditions, freed_memory_kept, matmul_gflops  # noqa: E402
 from workload import make_weights, make_workload, workdir  # noqa: E402
 
 from syncnet import media  # noqa: E402
@@ -142,9 +142,9 @@ def load(device: str, s3fd_path: Path, syncnet_path: Path):
     s3fd_clock.wrap(detector.net, "forward")
     # Windows are counted once, by the lip tower; a clip of T frames is T - 4 lip windows
     # (SyncNetModel.forward_lip_clip).
-    sync_clock.wrap(model, "forward_lip")
-    sync_clock.wrap(model, "forward_lip_clip", items=lambda x: int(x.shape[2]) - 4)
-    sync_clock.wrap(model, "forward_aud", items=lambda x: 0)
+    sync_clock.wrap(model, "forward_lip", network=model.net)
+    sync_clock.wrap(model, "forward_lip_clip", items=lambda x: int(x.shape[2]) - 4, network=model.net)
+    sync_clock.wrap(model, "forward_aud", items=lambda x: 0, network=model.net)
     return detector, model, s3fd_clock, sync_clock
 
 
@@ -236,6 +236,10 @@ def scenario_chunk(video: Path, device: str, weights, batch: int,
 NETWORKS = {"s3fd": ("S3FD", "frames"), "syncnet": ("SyncNet", "windows")}
 
 
+def _rate(amount: float, seconds: float | None, digits: int = 2) -> float | None:
+    return round(amount / seconds, digits) if seconds else None
+
+
 def add_floor(res: dict, clocks: tuple[ForwardClock, ForwardClock], replays: int) -> None:
     """The floor of one scenario, in the run and replayed alone (`replays` 0: in the run only),
     into its report: ratios, seconds and per-frame rates per network, the passes made."""
@@ -245,6 +249,8 @@ def add_floor(res: dict, clocks: tuple[ForwardClock, ForwardClock], replays: int
         label, unit = NETWORKS[clock.network]
         alone = clock.replay(replays) if replays > 0 else {"seconds": None, "replays": [], "calls": None}
         iso = alone["seconds"]
+        flops = clock.flops()
+        gflop = sum(flops.get(p, 0) * n for p, n in clock.passes.items()) / 1e9
         networks[clock.network] = {
             "calls": clock.calls, "replayed_calls": alone["calls"], unit: clock.items,
             "inrun_seconds": round(clock.seconds, 3),
@@ -252,6 +258,9 @@ def add_floor(res: dict, clocks: tuple[ForwardClock, ForwardClock], replays: int
             "replay_seconds": [round(x, 3) for x in alone["replays"]],
             f"inrun_{unit}_per_s": round(clock.items / clock.seconds, 2) if clock.seconds > 0 else None,
             f"isolated_{unit}_per_s": round(clock.items / iso, 2) if iso else None,
+            # The arithmetic (convolutions and matrix products) and the rate it ran at.
+            "gflop": round(gflop, 3), f"gflop_per_{unit[:-1]}": _rate(gflop, clock.items, 4),
+            "inrun_gflops": _rate(gflop, clock.seconds, 1), "isolated_gflops": _rate(gflop, iso, 1),
             "passes": clock.passes_json()}
         rows.append(row(f"model floor in run: {label}", clock.seconds, clock.items, f"{unit}/s", duration))
         if iso is not None:
@@ -264,6 +273,11 @@ def add_floor(res: dict, clocks: tuple[ForwardClock, ForwardClock], replays: int
     res["floor_ratio"] = round(wall / isolated, 4) if isolated else None
     res["floor_ratio_inrun"] = round(wall / inrun, 4) if inrun else None
     res["networks"] = networks
+    # What the networks alone allow: the realtime factor of a pipeline that did nothing
+    # but its forward passes (at their speed alone, else in the run), and the arithmetic
+    # one second of this video takes.
+    res["realtime_ceiling"] = _rate(duration, isolated or inrun, 3)
+    res["gflop_per_video_second"] = _rate(sum(n["gflop"] for n in networks.values()), duration, 1)
 
 
 def in_subprocess(only: str, minutes: float, args) -> dict:
@@ -318,8 +332,10 @@ def run_rounds(args: argparse.Namespace, work: Path) -> int:
         got = {}
         for name in order:
             print(f"round {k + 1}/{args.rounds}: {name}", flush=True)
-            got[name] = in_subprocess(name, args.minutes, args)["summary"][name]
-        report["rounds"].append({"order": list(order), **got, **long_over_chunk(got["long"], got["chunk"])})
+            summary = in_subprocess(name, args.minutes, args)["summary"]
+            got[name], matmul = summary[name], summary["matmul_gflops"]
+        report["rounds"].append({"order": list(order), **got, **long_over_chunk(got["long"], got["chunk"]),
+                                 "matmul_gflops": matmul})
         print(f"round {k + 1}: " + ", ".join(f"{key} long {got['long'][key]} chunk {got['chunk'][key]}"
                                              for key in RATES), flush=True)
     report["summary"] = summarise_rounds(report["rounds"])
@@ -341,12 +357,14 @@ def summarise_rounds(rounds: list[dict]) -> dict:
     for name in ("long", "chunk"):
         runs = [r[name] for r in rounds]
         out[name] = {key: _median([r[key] for r in runs])
-                     for key in (*RATES, "realtime_factor", "peak_rss_mb")}
+                     for key in (*RATES, "realtime_factor", "realtime_ceiling", "s3fd_gflops",
+                                 "syncnet_gflops", "peak_rss_mb")}
         out[name]["allocator"] = runs[0]["allocator"]
     for key in RATES:
         ratios = [r[f"long_over_chunk_{key}"] for r in rounds if r[f"long_over_chunk_{key}"] is not None]
         out[f"long_over_chunk_{key}"] = _median(ratios)
         out[f"long_over_chunk_{key}_range"] = [min(ratios), max(ratios)] if ratios else None
+    out["matmul_gflops"] = _median([r.get("matmul_gflops") for r in rounds])
     out["rounds"] = len(rounds)
     return out
 
@@ -367,6 +385,12 @@ def print_table(name: str, res: dict) -> None:
           f"floor ratio {res['floor_ratio']} (in the run {res['floor_ratio_inrun']}); "
           f"allocator {res['allocator']['name']} ({res['allocator']['library'] or 'libc'}); "
           f"freed memory kept: run {res['keep_freed_memory']}, replay {res['keep_freed_memory_alone']}")
+    nets = res["networks"]
+    print(f"   arithmetic: {res['gflop_per_video_second']} GFLOP per second of video; "
+          f"S3FD {nets['s3fd']['gflop_per_frame']} GFLOP a frame at {nets['s3fd']['inrun_gflops']} GFLOPS "
+          f"in the run ({nets['s3fd']['isolated_gflops']} alone), SyncNet {nets['syncnet']['gflop_per_window']} "
+          f"GFLOP a window at {nets['syncnet']['inrun_gflops']} ({nets['syncnet']['isolated_gflops']} alone); "
+          f"realtime at the floor x{res['realtime_ceiling']}")
     print(f"{'stage':32} {'seconds':>9} {'rate':>10} {'unit':10} {'x realtime':>10}")
     for r in res["stages"]:
         rate = "" if r["rate"] is None else f"{r['rate']:.2f}"
@@ -388,9 +412,13 @@ def summarise(report: dict) -> dict:
                      "allocator": res["allocator"]["name"], "allocator_library": res["allocator"]["library"],
                      "allocator_settings": res["allocator"]["settings"],
                      "peak_rss_mb": res.get("peak_rss", {}).get("self_mb"),
-                     "realtime_factor": res["realtime_factor"]}
+                     "realtime_factor": res["realtime_factor"],
+                     "realtime_ceiling": res.get("realtime_ceiling"),
+                     "s3fd_gflops": nets.get("s3fd", {}).get("inrun_gflops"),
+                     "syncnet_gflops": nets.get("syncnet", {}).get("inrun_gflops")}
     if "long" in out and "chunk" in out:
         out.update(long_over_chunk(out["long"], out["chunk"]))
+    out["matmul_gflops"] = report.get("matmul_gflops")
     return out
 
 
@@ -437,6 +465,9 @@ def run(args: argparse.Namespace, work: Path) -> int:
     if args.device.startswith("cuda"):
         report["gpu"] = torch.cuda.get_device_name(0)
     report["decode_only_fps"] = round(decode_rate(video), 1)
+    # Before the scenarios, on the idle machine: the dense arithmetic rate to read the
+    # networks' GFLOPS against.
+    report["matmul_gflops"] = round(matmul_gflops(args.device), 1)
     # Each scenario runs with the memory setting its scripts use (syncnet/allocator.py):
     # glibc's defaults for process_long_video.py, freed memory kept for run_pipeline.py and
     # run_syncnet.py; SYNCNET_KEEP_FREED_MEMORY=0/1 sets both.  Once kept it stays kept in

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -72,6 +73,82 @@ def test_clock_counts_calls_from_many_threads_and_replays_the_same_passes():
     assert len(alone["replays"]) == 3 and alone["seconds"] == statistics.median(alone["replays"]) > 0
     # one untimed warm-up call per distinct pass, then 3 replays; same shapes and layouts (channels-last kept)
     assert len(net.seen) == 2 + 3 * 200 and set(net.seen) == set(in_run)
+
+
+def _hooked_flops(net: torch.nn.Module, call) -> int:
+    """FLOPs of `call()` counted independently of torch's counter: two per multiply-add of
+    every convolution and linear layer, from the output sizes the real forward pass made."""
+    total = 0
+
+    def count(module, inputs, out):
+        nonlocal total
+        if isinstance(module, torch.nn.modules.conv._ConvNd):
+            total += 2 * out.numel() * module.in_channels // module.groups * math.prod(module.kernel_size)
+        elif isinstance(module, torch.nn.Linear):
+            total += 2 * out.numel() * module.in_features
+
+    hooks = [m.register_forward_hook(count) for m in net.modules()]
+    try:
+        with torch.inference_mode():
+            call()
+    finally:
+        for h in hooks:
+            h.remove()
+    return total
+
+
+def test_clock_counts_each_passes_arithmetic_on_a_weightless_copy():
+    from detectors.s3fd.net import S3FDNet
+    from syncnet.model import SyncNet, SyncNetModel
+
+    s3fd = S3FDNet().eval().to(memory_format=torch.channels_last)
+    weights = {k: v.clone() for k, v in s3fd.state_dict().items()}
+    clock = ForwardClock("s3fd", "cpu")
+    clock.wrap(s3fd, "forward")
+    frames = torch.rand(2, 3, 211, 211).contiguous(memory_format=torch.channels_last)  # the bench's detection size
+    with torch.inference_mode():
+        s3fd(frames)
+    (flops,) = clock.flops().values()
+    assert flops == _hooked_flops(s3fd, lambda: s3fd(frames)) == 2 * 27_264_461_184
+    # The copy is on the meta device: the network itself is untouched and still runs.
+    assert all(torch.equal(v, weights[k]) for k, v in s3fd.state_dict().items())
+    assert next(s3fd.parameters()).device.type == "cpu" and clock.calls == 2  # the hooked call was timed too
+
+    model = SyncNet(SyncNetModel().eval())
+    clock = ForwardClock("syncnet", "cpu")
+    clock.wrap(model, "forward_lip_clip", items=lambda x: int(x.shape[2]) - 4, network=model.net)
+    clock.wrap(model, "forward_aud", items=lambda x: 0, network=model.net)
+    clip, aud = torch.rand(1, 3, 9, 224, 224), torch.rand(5, 1, 13, 20)
+    with torch.inference_mode():
+        model.forward_lip_clip(clip)
+        model.forward_aud(aud)
+    counted = {p.method: f for p, f in clock.flops().items()}
+    assert counted == {"forward_lip_clip": _hooked_flops(model.net, lambda: model.net.forward_lip_clip(clip)),
+                       "forward_aud": _hooked_flops(model.net, lambda: model.net.forward_aud(aud))}
+    assert [p["gflop_per_call"] for p in clock.passes_json()] == [
+        round(counted["forward_lip_clip"] / 1e9, 4), round(counted["forward_aud"] / 1e9, 4)]
+    # A method wrapped without a network is left out, not guessed.
+    bare = ForwardClock("net", "cpu")
+    bare.wrap(model, "forward_lip")
+    with torch.inference_mode():
+        model.forward_lip(torch.rand(1, 3, 5, 224, 224))
+    assert bare.flops() == {} and bare.passes_json()[0]["gflop_per_call"] is None
+
+
+def test_matmul_rate_is_the_arithmetic_of_the_product():
+    calls = []
+    real = torch.Tensor.__matmul__
+
+    def seen(a, b):
+        calls.append((tuple(a.shape), tuple(b.shape)))
+        return real(a, b)
+
+    torch.Tensor.__matmul__ = seen
+    try:
+        rate = floor.matmul_gflops("cpu", n=256, repeats=3)
+    finally:
+        torch.Tensor.__matmul__ = real
+    assert calls == [((256, 256), (256, 256))] * 4 and rate > 0  # a warm-up and three timed products
 
 
 def _pass(method: str, shape: list[int], calls: int, seconds: float) -> dict:
@@ -203,9 +280,29 @@ def test_run_py_reports_the_floor_alone_and_in_the_run(bench_tmp):
     assert r["long"]["networks"]["s3fd"]["frames"] == r["long"]["detector_frames"]
     chunk_peaks = r["long"]["chunk_peak_rss"]["mb"]
     assert len(chunk_peaks) == r["long"]["chunks"] and 0 < max(chunk_peaks) <= r["long"]["peak_rss"]["self_mb"]
+    # The arithmetic: each network's GFLOP is its passes' (each call's count times its calls),
+    # S3FD's a frame is that of the workload's 211x211 detection size (844 px at scale 0.25),
+    # and the rates and the realtime ceiling are those amounts over the seconds reported.
+    assert r["matmul_gflops"] > 0 and r["summary"]["matmul_gflops"] == r["matmul_gflops"]
+    for name in ("long", "chunk"):
+        s = r[name]
+        for net, n in s["networks"].items():
+            assert n["gflop"] == pytest.approx(sum(p["gflop_per_call"] * p["calls"] for p in n["passes"]), abs=2e-3)
+            for way in ("inrun", "isolated"):  # no call, no rate (SyncNet in the 0.6 s chunk)
+                seconds = n[f"{way}_seconds"]
+                assert n[f"{way}_gflops"] == (pytest.approx(n["gflop"] / seconds, rel=2e-3, abs=0.1) if seconds
+                                              else None), (name, net, way)
+        assert s["networks"]["s3fd"]["gflop_per_frame"] == pytest.approx(27.2645, abs=1e-4)
+        assert r["summary"][name]["s3fd_gflops"] == s["networks"]["s3fd"]["inrun_gflops"]
+        assert s["realtime_ceiling"] == pytest.approx(s["video_seconds"] / s["floor_seconds"], rel=2e-3, abs=1e-3)
+        assert r["summary"][name]["realtime_ceiling"] == s["realtime_ceiling"]
+        assert s["gflop_per_video_second"] == pytest.approx(
+            sum(n["gflop"] for n in s["networks"].values()) / s["video_seconds"], rel=2e-3)
     sync = r["long"]["networks"]["syncnet"]  # the long job's min_track 5 keeps a track of 0.6 s
     assert sync["calls"] > 0 and sync["windows"] == r["long"]["syncnet_windows"] > 0
     assert sync["isolated_windows_per_s"] > 0 and sync["inrun_windows_per_s"] > 0
+    assert sync["gflop_per_window"] == pytest.approx(sync["gflop"] / sync["windows"], abs=1e-4)
+    assert sync["gflop_per_window"] > 0
     assert {p["method"] for p in sync["passes"]} == {"forward_lip_clip", "forward_aud"}
 
 
@@ -241,8 +338,9 @@ def test_run_py_rounds_alternate_fresh_processes_and_report_medians(bench_tmp):
     assert [x["order"] for x in rounds] == [["long", "chunk"], ["chunk", "long"], ["long", "chunk"]]
     summary = r["summary"]
     assert summary["rounds"] == 3 and r["machine"] == bench_run.machine()
+    assert summary["matmul_gflops"] == pytest.approx(statistics.median(x["matmul_gflops"] for x in rounds), abs=1e-4)
     assert "long_over_chunk_syncnet_full_batch_windows_per_s" in summary  # None: no window in the 0.6 s chunk
-    for key in ("s3fd_frames_per_s", "realtime_factor", "peak_rss_mb"):
+    for key in ("s3fd_frames_per_s", "realtime_factor", "realtime_ceiling", "s3fd_gflops", "peak_rss_mb"):
         for name in ("long", "chunk"):
             values = [x[name][key] for x in rounds]
             assert all(v > 0 for v in values), (name, key, values)
