@@ -254,12 +254,15 @@ def wait_for(predicate, seconds: float = 300):
 def test_a_worker_killed_mid_task_is_retried_and_counted_once(cluster, cuts_clip, one_machine, tmp_path):
     summary1, out1 = one_machine
     out = tmp_path / "out"
+    gate = tmp_path / "hold"
+    gate.touch()
     proc = doubled("process_long_video.py", "--input_video", str(cuts_clip), "--output_dir", str(out), *CHUNKS,
-                   "--ray", cluster, env={"SYNCNET_TEST_DETECT_SLEEP": "0.3"}, wait=False)
+                   "--ray", cluster, env=hold_at("detect", gate), wait=False)
     try:
+        wait_for(Path(f"{gate}.held").exists)  # mid-task: a batch detected, the next held
         victim = wait_for(lambda: busy_workers("span"))[0]
-        time.sleep(1.0)  # mid-task: some frames detected
         os.kill(victim, signal.SIGKILL)
+        gate.unlink()
         stdout, stderr = proc.communicate(timeout=300)
     finally:
         proc.kill()
@@ -276,9 +279,23 @@ def long_job_args(clip: Path, out: Path, cluster: str) -> list[str]:
     return ["process_long_video.py", "--input_video", str(clip), "--output_dir", str(out), *CHUNKS, "--ray", cluster]
 
 
-def slow_long_job(args: list[str]) -> subprocess.Popen:
-    """The long job with detection slowed down (0.5 s a batch), so that it can be stopped mid-run."""
-    return doubled(*args, env={"SYNCNET_TEST_DETECT_SLEEP": "0.5"}, wait=False)
+def hold_at(where: str, gate: Path) -> dict:
+    """The environment that makes a run hold at `where` while `gate` exists (tests/doubled.py)."""
+    return {"SYNCNET_TEST_HOLD": str(gate), "SYNCNET_TEST_HOLD_AT": where}
+
+
+def held_long_job(args: list[str], where: str, gate: Path) -> subprocess.Popen:
+    """The long job, made to hold at `where` (until `gate` goes), so that it can be stopped
+    at a known point however loaded the machine is; returns once it holds."""
+    gate.touch()
+    proc = doubled(*args, env=hold_at(where, gate), wait=False)
+    try:
+        wait_for(lambda: Path(f"{gate}.held").exists() or proc.poll() is not None)
+    except BaseException:
+        proc.kill()
+        raise
+    assert proc.poll() is None, proc.communicate()[1][-2000:]
+    return proc
 
 
 def test_resume_after_the_driver_is_killed_and_mixed_parameters_are_refused(cluster, cuts_clip, one_machine,
@@ -286,24 +303,15 @@ def test_resume_after_the_driver_is_killed_and_mixed_parameters_are_refused(clus
     summary1, out1 = one_machine
     out = tmp_path / "out"
     args = long_job_args(cuts_clip, out, cluster)
-    # two spans, chunks 0-1 and 2-3 (the shorter): the driver is killed once one of them is recorded
-    proc = slow_long_job(args)
-
-    def recorded():
-        try:
-            chunks = json.loads((out / "processing_summary.json").read_text())["chunks"]
-        except (OSError, ValueError):
-            return False
-        return any(c["status"] == "success" for c in chunks)
-
+    # two spans, chunks 0-1 and 2-3: the driver is killed once it has recorded a chunk
+    proc = held_long_job(args, "record", tmp_path / "hold")
     try:
-        wait_for(recorded)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
     finally:
         proc.kill()
     before = json.loads((out / "processing_summary.json").read_text())
-    assert not before["complete"] and before["totals"]["pending"] > 0
+    assert not before["complete"] and before["totals"]["success"] == 1 and before["totals"]["pending"] > 0
     again = doubled(*args)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "resuming:" in again.stderr
@@ -322,10 +330,9 @@ def test_ctrl_c_on_the_driver_stops_the_workers_and_leaves_a_valid_summary(clust
     summary1, out1 = one_machine
     out = tmp_path / "out"
     args = long_job_args(cuts_clip, out, cluster)
-    proc = slow_long_job(args)
+    proc = held_long_job(args, "detect", tmp_path / "hold")  # mid-span: a worker holds after a batch
     try:
-        wait_for(lambda: busy_workers("span"))
-        time.sleep(1.0)  # mid-span
+        assert busy_workers("span")
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=120)
     finally:

@@ -120,21 +120,25 @@ def test_ctrl_c_then_kill_9_then_resume(src, clean, tmp_path):
     out = tmp_path / "out"
     summary_path = out / "processing_summary.json"
     args = ("process_long_video.py", "--input_video", str(src), "--output_dir", str(out), *CHUNKS)
-    proc = spawn_doubled(*args, SYNCNET_TEST_DETECT_SLEEP="0.3")
-    wait_for(chunks_done(summary_path, 1))
+    # Each run holds once its first chunk is recorded and checkpointed (tests/doubled.py), until stopped.
+    gate = tmp_path / "hold"
+    gate.touch()
+    proc = spawn_doubled(*args, SYNCNET_TEST_HOLD=str(gate), SYNCNET_TEST_HOLD_AT="saved")
+    wait_for(Path(f"{gate}.held").exists)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert one_line(err) == "process_long_video.py: interrupted"
     partial = json.loads(summary_path.read_text())
-    assert not partial["complete"] and partial["totals"]["success"] >= 1
+    assert not partial["complete"] and partial["totals"]["success"] == 1
 
-    proc = spawn_doubled(*args, SYNCNET_TEST_DETECT_SLEEP="0.3")
-    wait_for(chunks_done(summary_path, partial["totals"]["success"] + 1))
+    Path(f"{gate}.held").unlink()
+    proc = spawn_doubled(*args, SYNCNET_TEST_HOLD=str(gate), SYNCNET_TEST_HOLD_AT="saved")
+    wait_for(Path(f"{gate}.held").exists)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     killed = json.loads(summary_path.read_text())  # whole JSON after a kill
-    assert not killed["complete"] and killed["totals"]["success"] < len(killed["chunks"])
+    assert not killed["complete"] and killed["totals"]["success"] == 2 < len(killed["chunks"])
 
     done = run_doubled(*args)
     assert done.returncode == 0, done.stderr
@@ -149,9 +153,14 @@ def test_two_runs_into_one_folder(src, clean, tmp_path):
     """The second run stops at once (exit 2) naming the first's pid; the first finishes correctly."""
     out = tmp_path / "out"
     args = ("process_long_video.py", "--input_video", str(src), "--output_dir", str(out), *CHUNKS)
-    first = spawn_doubled(*args, SYNCNET_TEST_DETECT_SLEEP="0.2")
-    wait_for((out / "processing_summary.json").exists)  # written under the lock
-    second = run_doubled(*args)
+    gate = tmp_path / "hold"
+    gate.touch()
+    first = spawn_doubled(*args, SYNCNET_TEST_HOLD=str(gate), SYNCNET_TEST_HOLD_AT="detect")
+    wait_for(Path(f"{gate}.held").exists)  # detecting, under the lock
+    try:
+        second = run_doubled(*args)
+    finally:
+        gate.unlink()
     assert second.returncode == 2
     line = one_line(second.stderr)
     assert f"pid {first.pid} " in line and "in use by another run" in line, line

@@ -247,19 +247,18 @@ def test_a_killed_run_resumes_and_skips_finished_inputs(runs, media, tmp_path):
     (its files untouched), resumes b where it stopped, and ends as the uninterrupted run."""
     out = tmp_path / "out"
     args = ("--input_video", media["folder"] / "a.mp4", media["folder"] / "b.mp4", "--output_dir", out, *CHUNKS)
+    # The job holds once it has recorded and checkpointed all of a's chunks and b's first (tests/doubled.py).
+    a_chunks = len(load(runs["root"] / "alone_a/processing_summary.json")["chunks"])
+    gate = tmp_path / "hold"
+    gate.touch()
     proc = subprocess.Popen(doubled(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "SYNCNET_TEST_DETECT_SLEEP": "0.3"})
-
-    def b_has_a_chunk() -> bool:
-        try:
-            return load(out / "b/processing_summary.json")["totals"]["success"] >= 1
-        except (OSError, ValueError):
-            return False
-
+                            env={**os.environ, "SYNCNET_TEST_HOLD": str(gate), "SYNCNET_TEST_HOLD_AT": "saved",
+                                 "SYNCNET_TEST_HOLD_AFTER": str(a_chunks + 1)})
     deadline = time.time() + 120
-    while not b_has_a_chunk():
+    while not Path(f"{gate}.held").exists():
         assert time.time() < deadline and proc.poll() is None, "b never got a chunk done"
         time.sleep(0.05)
+    assert load(out / "b/processing_summary.json")["totals"]["success"] == 1
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     killed = validate_summary(out / "dataset_summary.json")  # whole, valid JSON after a kill
