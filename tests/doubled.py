@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import runpy
+import signal
 import sys
 import time
 from pathlib import Path
@@ -26,6 +27,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from syncnet.allocator import preload_and_reexec  # noqa: E402
+
+# Ctrl-C as a terminal gives it: a test suite started in the background (`cmd &` in a shell
+# without job control, nohup) ignores SIGINT, and its children would inherit that.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # As the scripts do, but before torch is imported below (the scripts import it later):
 # the script's own entry point then finds jemalloc loaded and goes on.
