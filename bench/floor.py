@@ -68,6 +68,7 @@ class ForwardClock:
         self.pass_seconds: Counter[Pass] = Counter()  # in-run seconds of each distinct pass
         self._methods: dict[str, object] = {}  # method name -> the unwrapped bound method
         self._meta: dict[str, torch.nn.Module] = {}  # method name -> a weightless copy of its network
+        self._copies: dict[int, torch.nn.Module] = {}  # id of a network -> its weightless copy
         self._lock = threading.Lock()
 
     def _sync(self) -> None:
@@ -83,11 +84,9 @@ class ForwardClock:
         self._methods[method] = fn
         network = obj if network is None and isinstance(obj, torch.nn.Module) else network
         if network is not None:
-            same = next((m for m in self._meta.values() if getattr(m, "_copied_from", None) == id(network)), None)
-            if same is None:
-                same = copy.deepcopy(network).to("meta")  # before the wrapper is set on it
-                same._copied_from = id(network)
-            self._meta[method] = same
+            if id(network) not in self._copies:  # before the wrapper is set on it
+                self._copies[id(network)] = copy.deepcopy(network).to("meta")
+            self._meta[method] = self._copies[id(network)]
 
         def timed(x, *args, **kwargs):
             key = Pass(self.network, method, tuple(x.shape), tuple(x.stride()),
@@ -150,8 +149,9 @@ class ForwardClock:
             out[p] = counter.get_total_flops()
         return out
 
-    def passes_json(self) -> list[dict]:
-        flops = self.flops()
+    def passes_json(self, flops: dict[Pass, int] | None = None) -> list[dict]:
+        """Each distinct pass, its calls, seconds and GFLOP a call (`flops`: as `flops()` gives)."""
+        flops = self.flops() if flops is None else flops
         return [{**p._asdict(), "calls": n, "seconds": round(self.pass_seconds[p], 4),
                  "gflop_per_call": round(flops[p] / 1e9, 4) if p in flops else None}
                 for p, n in sorted(self.passes.items(), key=lambda kv: -kv[1])]

@@ -256,12 +256,11 @@ def add_floor(res: dict, clocks: tuple[ForwardClock, ForwardClock], replays: int
             "inrun_seconds": round(clock.seconds, 3),
             "isolated_seconds": None if iso is None else round(iso, 3),
             "replay_seconds": [round(x, 3) for x in alone["replays"]],
-            f"inrun_{unit}_per_s": round(clock.items / clock.seconds, 2) if clock.seconds > 0 else None,
-            f"isolated_{unit}_per_s": round(clock.items / iso, 2) if iso else None,
+            f"inrun_{unit}_per_s": _rate(clock.items, clock.seconds), f"isolated_{unit}_per_s": _rate(clock.items, iso),
             # The arithmetic (convolutions and matrix products) and the rate it ran at.
             "gflop": round(gflop, 3), f"gflop_per_{unit[:-1]}": _rate(gflop, clock.items, 4),
             "inrun_gflops": _rate(gflop, clock.seconds, 1), "isolated_gflops": _rate(gflop, iso, 1),
-            "passes": clock.passes_json()}
+            "passes": clock.passes_json(flops)}
         rows.append(row(f"model floor in run: {label}", clock.seconds, clock.items, f"{unit}/s", duration))
         if iso is not None:
             rows.append(row(f"model floor alone: {label}", iso, clock.items, f"{unit}/s", duration))

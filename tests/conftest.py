@@ -41,6 +41,22 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         terminalreporter.write_line(f"  {n} x {reason}")
 
 
+def hold(gate: Path, at: str, after: int | None = None) -> dict[str, str]:
+    """The environment that makes a run of tests/doubled.py hold at `at` (`record`, `saved`
+    or `detect`; `after` chunks recorded, for the first two) while `gate` exists: creates
+    `gate` and returns the variables.  The run creates `held(gate)` once it holds."""
+    gate.touch()
+    env = {"SYNCNET_TEST_HOLD": str(gate), "SYNCNET_TEST_HOLD_AT": at}
+    if after is not None:
+        env["SYNCNET_TEST_HOLD_AFTER"] = str(after)
+    return env
+
+
+def held(gate: Path) -> Path:
+    """The file a run made to `hold` at `gate` creates when it holds."""
+    return Path(f"{gate}.held")
+
+
 def _make_weights(kind: str, out: Path, seed: int = 0, face_bias: float = 0.0) -> Path:
     if not (PARITY / "make_weights.py").exists():
         pytest.skip("../shared/parity is not present")

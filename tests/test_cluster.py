@@ -24,7 +24,7 @@ from syncnet.options import FaceOptions
 from syncnet.scenes import MIN_SCENE_LEN
 from testkit.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, loudness_levels
 from testkit.mediagen import encode
-from tests.conftest import REPO
+from tests.conftest import REPO, held, hold
 
 FPS = 25
 # 12 s in 4 s chunks with 1 s overlap: chunks at 0, 3, 6, 9 s (frames 0, 75, 150, 225)
@@ -255,11 +255,10 @@ def test_a_worker_killed_mid_task_is_retried_and_counted_once(cluster, cuts_clip
     summary1, out1 = one_machine
     out = tmp_path / "out"
     gate = tmp_path / "hold"
-    gate.touch()
     proc = doubled("process_long_video.py", "--input_video", str(cuts_clip), "--output_dir", str(out), *CHUNKS,
-                   "--ray", cluster, env=hold_at("detect", gate), wait=False)
+                   "--ray", cluster, env=hold(gate, "detect"), wait=False)
     try:
-        wait_for(Path(f"{gate}.held").exists)  # mid-task: a batch detected, the next held
+        wait_for(held(gate).exists)  # mid-task: a batch detected, the next held
         victim = wait_for(lambda: busy_workers("span"))[0]
         os.kill(victim, signal.SIGKILL)
         gate.unlink()
@@ -279,18 +278,12 @@ def long_job_args(clip: Path, out: Path, cluster: str) -> list[str]:
     return ["process_long_video.py", "--input_video", str(clip), "--output_dir", str(out), *CHUNKS, "--ray", cluster]
 
 
-def hold_at(where: str, gate: Path) -> dict:
-    """The environment that makes a run hold at `where` while `gate` exists (tests/doubled.py)."""
-    return {"SYNCNET_TEST_HOLD": str(gate), "SYNCNET_TEST_HOLD_AT": where}
-
-
 def held_long_job(args: list[str], where: str, gate: Path) -> subprocess.Popen:
     """The long job, made to hold at `where` (until `gate` goes), so that it can be stopped
     at a known point however loaded the machine is; returns once it holds."""
-    gate.touch()
-    proc = doubled(*args, env=hold_at(where, gate), wait=False)
+    proc = doubled(*args, env=hold(gate, where), wait=False)
     try:
-        wait_for(lambda: Path(f"{gate}.held").exists() or proc.poll() is not None)
+        wait_for(lambda: held(gate).exists() or proc.poll() is not None)
     except BaseException:
         proc.kill()
         raise

@@ -31,7 +31,7 @@ from syncnet.options import FaceOptions
 from syncnet.outlock import LOCK_NAME, OutputInUse, output_lock
 from syncnet.results import best_track, min_windows
 from testkit.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, known_offset_clip
-from tests.conftest import REPO
+from tests.conftest import REPO, held, hold
 
 CHUNKS = ["--chunk_duration", "4", "--overlap", "1", "--no_visualise"]
 
@@ -122,9 +122,8 @@ def test_ctrl_c_then_kill_9_then_resume(src, clean, tmp_path):
     args = ("process_long_video.py", "--input_video", str(src), "--output_dir", str(out), *CHUNKS)
     # Each run holds once its first chunk is recorded and checkpointed (tests/doubled.py), until stopped.
     gate = tmp_path / "hold"
-    gate.touch()
-    proc = spawn_doubled(*args, SYNCNET_TEST_HOLD=str(gate), SYNCNET_TEST_HOLD_AT="saved")
-    wait_for(Path(f"{gate}.held").exists)
+    proc = spawn_doubled(*args, **hold(gate, "saved"))
+    wait_for(held(gate).exists)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
@@ -132,9 +131,9 @@ def test_ctrl_c_then_kill_9_then_resume(src, clean, tmp_path):
     partial = json.loads(summary_path.read_text())
     assert not partial["complete"] and partial["totals"]["success"] == 1
 
-    Path(f"{gate}.held").unlink()
-    proc = spawn_doubled(*args, SYNCNET_TEST_HOLD=str(gate), SYNCNET_TEST_HOLD_AT="saved")
-    wait_for(Path(f"{gate}.held").exists)
+    held(gate).unlink()
+    proc = spawn_doubled(*args, **hold(gate, "saved"))
+    wait_for(held(gate).exists)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     killed = json.loads(summary_path.read_text())  # whole JSON after a kill
@@ -154,9 +153,8 @@ def test_two_runs_into_one_folder(src, clean, tmp_path):
     out = tmp_path / "out"
     args = ("process_long_video.py", "--input_video", str(src), "--output_dir", str(out), *CHUNKS)
     gate = tmp_path / "hold"
-    gate.touch()
-    first = spawn_doubled(*args, SYNCNET_TEST_HOLD=str(gate), SYNCNET_TEST_HOLD_AT="detect")
-    wait_for(Path(f"{gate}.held").exists)  # detecting, under the lock
+    first = spawn_doubled(*args, **hold(gate, "detect"))
+    wait_for(held(gate).exists)  # detecting, under the lock
     try:
         second = run_doubled(*args)
     finally:

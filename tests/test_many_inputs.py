@@ -26,7 +26,7 @@ from syncnet.jobs import dataset as ds
 from syncnet.jobs.longvideo import LongVideoOptions
 from syncnet.options import FaceOptions
 from testkit.doubles import BrightnessLoudnessSyncNet, FixedBoxDetector, known_offset_clip
-from tests.conftest import REPO
+from tests.conftest import REPO, held, hold
 from tests.schemas import summary_errors, validate_summary
 
 CHUNKS = ["--chunk_duration", "3", "--overlap", "1", "--no_visualise"]
@@ -250,12 +250,10 @@ def test_a_killed_run_resumes_and_skips_finished_inputs(runs, media, tmp_path):
     # The job holds once it has recorded and checkpointed all of a's chunks and b's first (tests/doubled.py).
     a_chunks = len(load(runs["root"] / "alone_a/processing_summary.json")["chunks"])
     gate = tmp_path / "hold"
-    gate.touch()
     proc = subprocess.Popen(doubled(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "SYNCNET_TEST_HOLD": str(gate), "SYNCNET_TEST_HOLD_AT": "saved",
-                                 "SYNCNET_TEST_HOLD_AFTER": str(a_chunks + 1)})
+                            env={**os.environ, **hold(gate, "saved", after=a_chunks + 1)})
     deadline = time.time() + 120
-    while not Path(f"{gate}.held").exists():
+    while not held(gate).exists():
         assert time.time() < deadline and proc.poll() is None, "b never got a chunk done"
         time.sleep(0.05)
     assert load(out / "b/processing_summary.json")["totals"]["success"] == 1
